@@ -1,0 +1,21 @@
+# Install rules and the CMake package: recurTargets, recurConfig (find_dependency(Eigen3)),
+# an architecture-independent version file, and a build-tree export.
+include(CMakePackageConfigHelpers)
+
+set(RECUR_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/recur")
+
+install(TARGETS recur EXPORT recurTargets)
+install(DIRECTORY include/recur DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+install(EXPORT recurTargets NAMESPACE recur:: DESTINATION "${RECUR_CMAKE_DIR}")
+
+configure_package_config_file(cmake/recurConfig.cmake.in
+  "${PROJECT_BINARY_DIR}/recurConfig.cmake"
+  INSTALL_DESTINATION "${RECUR_CMAKE_DIR}")
+write_basic_package_version_file("${PROJECT_BINARY_DIR}/recurConfigVersion.cmake"
+  COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+install(FILES "${PROJECT_BINARY_DIR}/recurConfig.cmake" "${PROJECT_BINARY_DIR}/recurConfigVersion.cmake"
+  DESTINATION "${RECUR_CMAKE_DIR}")
+install(FILES LICENSE README.md DESTINATION "${CMAKE_INSTALL_DATADIR}/doc/recur")
+
+# Build-tree export: find_package(recur) works against the build directory too.
+export(EXPORT recurTargets NAMESPACE recur:: FILE "${PROJECT_BINARY_DIR}/recurTargets.cmake")

@@ -1,0 +1,68 @@
+// GRUCell<T>: one time step of a gated recurrent unit, for a whole batch (PyTorch's nn.GRU).
+//
+//   a = x W_ih^T + b_ih            (computed for every step by the layer, one GEMM)
+//   r = h W_hh^T + b_hh            (computed per step by the layer, one GEMM)
+//   gates, in PyTorch's order r, z, n (column blocks of width H of a and r):
+//     r  = sigma(a_r + r_r)
+//     z  = sigma(a_z + r_z)
+//     n  = tanh (a_n + r * r_n)    <- b_hn sits inside r * (W_hn h + b_hn)
+//     h' = (1 - z) * n + z * h
+//
+// Shapes: a, r [B, 3H]; state h [B, H]; extra cache [B, H] = r_n (W_hn h + b_hn).
+// After forward_step, a holds the activations r, z, n.
+#pragma once
+
+#include <array>
+
+#include "recur/types.hpp"
+
+namespace recur {
+
+template <class T>
+class GRUCell {
+ public:
+  using Scalar = T;
+  static constexpr Index kGates = 3;
+  static constexpr Index kStates = 1;
+  static constexpr Index kExtra = 1;
+  static constexpr bool kSameGateGrads = false;  // the n block differs: d r_n = d a_n * r
+
+  using StatesIn = std::array<ConstRows<T>, kStates>;
+  using StatesOut = std::array<Rows<T>, kStates>;
+
+  void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+                    Rows<T> extra) const {
+    const Index H = next[0].cols();
+    a.leftCols(2 * H) = (a.leftCols(2 * H) + r.leftCols(2 * H)).array().logistic();
+    extra = r.rightCols(H);
+    a.rightCols(H) =
+        (a.rightCols(H).array() + a.leftCols(H).array() * extra.array()).tanh();
+    auto z = a.middleCols(H, H).array();
+    auto n = a.rightCols(H).array();
+    next[0] = ((T(1) - z) * n + z * prev[0].array()).matrix();
+  }
+
+  // dnext: d loss / d h'. Writes, with `=`: da over a, dr, and dprev = the direct part of
+  // d loss / d h (z * dh'; the layer adds dr W_hh).
+  void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
+                     const StatesIn& dnext, StatesOut dprev) const {
+    const Index H = dnext[0].cols();
+    auto r = a.leftCols(H).array();
+    auto z = a.middleCols(H, H).array();
+    auto n = a.rightCols(H).array();
+    auto dh = dnext[0].array();
+    auto dr_r = dr.leftCols(H).array();
+    auto dr_z = dr.middleCols(H, H).array();
+    auto dr_n = dr.rightCols(H).array();
+    dr_n = dh * (T(1) - z) * (T(1) - n * n);          // d (a_n + r * r_n)
+    dr_z = dh * (prev[0].array() - n) * z * (T(1) - z);
+    dr_r = dr_n * extra.array() * r * (T(1) - r);
+    dprev[0] = (dh * z).matrix();
+    n = dr_n;
+    dr_n = dr_n * r;
+    z = dr_z;
+    r = dr_r;
+  }
+};
+
+}  // namespace recur

@@ -1,0 +1,70 @@
+// LSTMCell<T>: one time step of a long short-term memory, for a whole batch (PyTorch's nn.LSTM).
+//
+//   a = x W_ih^T + b_ih            (computed for every step by the layer, one GEMM)
+//   r = h W_hh^T + b_hh            (computed per step by the layer, one GEMM)
+//   gates, in PyTorch's order i, f, g, o (column blocks of width H of a and r):
+//     i  = sigma(a_i + r_i)        f = sigma(a_f + r_f)
+//     g  = tanh (a_g + r_g)        o = sigma(a_o + r_o)
+//     c' = f * c + i * g
+//     h' = o * tanh(c')
+//
+// Shapes (B = batch rows of this step, H = hidden): a, r [B, 4H]; states h, c [B, H];
+// extra cache [B, H] = tanh(c'). After forward_step, a holds the activations i, f, g, o.
+#pragma once
+
+#include <array>
+
+#include "recur/types.hpp"
+
+namespace recur {
+
+template <class T>
+class LSTMCell {
+ public:
+  using Scalar = T;
+  static constexpr Index kGates = 4;     // G: weight_ih is [G*H, input]
+  static constexpr Index kStates = 2;    // state 0 = h (the output), state 1 = c
+  static constexpr Index kExtra = 1;     // extra cache per step, in units of H: tanh(c')
+  static constexpr bool kSameGateGrads = true;  // d r == d a
+
+  using StatesIn = std::array<ConstRows<T>, kStates>;
+  using StatesOut = std::array<Rows<T>, kStates>;
+
+  void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+                    Rows<T> extra) const {
+    const Index H = next[0].cols();
+    a.leftCols(2 * H) = (a.leftCols(2 * H) + r.leftCols(2 * H)).array().logistic();
+    a.middleCols(2 * H, H) = (a.middleCols(2 * H, H) + r.middleCols(2 * H, H)).array().tanh();
+    a.rightCols(H) = (a.rightCols(H) + r.rightCols(H)).array().logistic();
+    next[1] = a.middleCols(H, H).cwiseProduct(prev[1]) +
+              a.leftCols(H).cwiseProduct(a.middleCols(2 * H, H));
+    extra = next[1].array().tanh();
+    next[0] = a.rightCols(H).cwiseProduct(extra);
+  }
+
+  // dnext: d loss / d (h', c'). Writes, with `=`: da over a (d r is the same), and dprev, the
+  // direct part of d loss / d (h, c) (the layer adds da W_hh to dprev[0]).
+  void backward_step(Rows<T> a, Rows<T> /*dr: same as a*/, const StatesIn& prev,
+                     ConstRows<T> extra, const StatesIn& dnext, StatesOut dprev) const {
+    const Index H = dnext[0].cols();
+    auto i = a.leftCols(H).array();
+    auto f = a.middleCols(H, H).array();
+    auto g = a.middleCols(2 * H, H).array();
+    auto o = a.rightCols(H).array();
+    auto tc = extra.array();
+    auto dh = dnext[0].array();
+    auto dc = dprev[1].array();       // first d c' (total), at the end d c
+    auto scratch = dprev[0].array();  // holds a gate's old value while it is overwritten
+    dc = dnext[1].array() + dh * o * (T(1) - tc * tc);
+    o = dh * tc * o * (T(1) - o);
+    scratch = i;
+    i = dc * g * i * (T(1) - i);
+    g = dc * scratch * (T(1) - g * g);
+    scratch = f;
+    f = dc * prev[1].array() * f * (T(1) - f);
+    dc = dc * scratch;
+    scratch.setZero();  // h reaches h' only through W_hh
+  }
+};
+
+}  // namespace recur

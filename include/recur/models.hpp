@@ -1,0 +1,131 @@
+// recur::RNN<T>, recur::LSTM<T>, recur::GRU<T>: PyTorch-shaped multi-layer, optionally
+// bidirectional models (nn.RNN / nn.LSTM / nn.GRU with batch_first=True), composed of
+// Stack<Recurrent<Cell>> or Stack<Bidirectional<Cell>>.
+//
+//   recur::LSTM<float> lstm({.input_size = 65, .hidden_size = 128, .num_layers = 2});
+//   auto [y, state] = lstm.forward(x);          // x [B, T, 65] -> y [B, T, 128]
+//   auto grads = lstm.backward(dy);             // parameter gradients accumulate
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "recur/bidirectional.hpp"
+#include "recur/cells/gru.hpp"
+#include "recur/cells/lstm.hpp"
+#include "recur/cells/rnn.hpp"
+#include "recur/recurrent.hpp"
+#include "recur/stack.hpp"
+
+namespace recur {
+
+template <class Cell>
+class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kStates> {
+ public:
+  using Scalar = typename Cell::Scalar;
+  using T = Scalar;
+  static constexpr Index kStates = Cell::kStates;
+  using StatePtrs = std::array<const T*, kStates>;
+  using StateOutPtrs = std::array<T*, kStates>;
+  static constexpr std::uint64_t kDefaultSeed = 0x7265637572ULL;
+
+  /// Parameters ~ U(-1/sqrt(H), 1/sqrt(H)) drawn from `seed` (PyTorch's default
+  /// initialisation); dropout masks use a stream derived from the same seed.
+  explicit Model(const RecurrentOptions& options, std::uint64_t seed = kDefaultSeed,
+                 const Cell& cell = Cell())
+      : options_(validated(options)), stack_(make_stack(options_, seed, cell)) {
+    std::mt19937_64 rng(seed);
+    std::visit([&](auto& s) { s.reset_parameters(rng); }, stack_);
+  }
+
+  const RecurrentOptions& options() const { return options_; }
+  Index input_size() const { return options_.input_size; }
+  Index hidden_size() const { return options_.hidden_size; }
+  Index num_directions() const { return options_.bidirectional ? 2 : 1; }
+  Index output_size() const { return num_directions() * options_.hidden_size; }
+  Index state_slots() const { return options_.num_layers * num_directions(); }
+
+  /// PyTorch's names and order: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
+  /// then the `_reverse` four, then layer 1, ...
+  std::vector<Parameter<T>> named_parameters() {
+    return std::visit([](auto& s) { return s.parameters(); }, stack_);
+  }
+  void zero_grad() {
+    std::visit([](auto& s) { s.zero_grad(); }, stack_);
+  }
+  std::size_t workspace_bytes() const {
+    return std::visit([](const auto& s) { return s.workspace_bytes(); }, stack_);
+  }
+
+  void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
+                    const StatePtrs& init, Rows<T> out, const StateOutPtrs& final_state,
+                    bool training) {
+    std::visit(
+        [&](auto& s) {
+          s.forward_rows(x, batch, steps, lengths, init, out, final_state, training);
+        },
+        stack_);
+  }
+  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x,
+                     bool accumulate_dx, const StateOutPtrs& d_init) {
+    std::visit([&](auto& s) { s.backward_rows(d_out, d_final, d_x, accumulate_dx, d_init); },
+               stack_);
+  }
+
+ private:
+  using Uni = Stack<Recurrent<Cell>>;
+  using Bi = Stack<Bidirectional<Cell>>;
+
+  static RecurrentOptions validated(const RecurrentOptions& o) {
+    detail::require(o.input_size > 0 && o.hidden_size > 0 && o.num_layers > 0,
+                    "RecurrentOptions: input_size, hidden_size and num_layers must be positive, "
+                    "got input_size=", o.input_size, " hidden_size=", o.hidden_size,
+                    " num_layers=", o.num_layers);
+    detail::require(o.dropout >= 0.0 && o.dropout <= 1.0, "RecurrentOptions: dropout = ",
+                    o.dropout, " is outside [0, 1]");
+    return o;
+  }
+
+  static std::variant<Uni, Bi> make_stack(const RecurrentOptions& o, std::uint64_t seed,
+                                          const Cell& cell) {
+    const std::uint64_t dropout_seed = seed ^ 0x9e3779b97f4a7c15ULL;
+    if (o.bidirectional) {
+      std::vector<Bidirectional<Cell>> layers;
+      for (Index l = 0; l < o.num_layers; ++l)
+        layers.emplace_back(l == 0 ? o.input_size : 2 * o.hidden_size, o.hidden_size, cell);
+      return Bi(std::move(layers), o.dropout, dropout_seed);
+    }
+    std::vector<Recurrent<Cell>> layers;
+    for (Index l = 0; l < o.num_layers; ++l)
+      layers.emplace_back(l == 0 ? o.input_size : o.hidden_size, o.hidden_size,
+                          Direction::Forward, cell);
+    return Uni(std::move(layers), o.dropout, dropout_seed);
+  }
+
+  RecurrentOptions options_;
+  std::variant<Uni, Bi> stack_;
+};
+
+template <class T>
+class RNN : public Model<RNNCell<T>> {
+ public:
+  explicit RNN(const RecurrentOptions& options,
+               std::uint64_t seed = Model<RNNCell<T>>::kDefaultSeed)
+      : Model<RNNCell<T>>(options, seed, RNNCell<T>(options.nonlinearity)) {}
+};
+
+template <class T>
+class LSTM : public Model<LSTMCell<T>> {
+ public:
+  using Model<LSTMCell<T>>::Model;
+};
+
+template <class T>
+class GRU : public Model<GRUCell<T>> {
+ public:
+  using Model<GRUCell<T>>::Model;
+};
+
+}  // namespace recur

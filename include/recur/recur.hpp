@@ -1,0 +1,16 @@
+// recur: header-only recurrent neural-network layers (RNN, LSTM, GRU) on Eigen.
+// The one header users include.
+#pragma once
+
+#include "recur/types.hpp"
+#include "recur/cells/rnn.hpp"
+#include "recur/cells/lstm.hpp"
+#include "recur/cells/gru.hpp"
+#include "recur/recurrent.hpp"
+#include "recur/bidirectional.hpp"
+#include "recur/stack.hpp"
+#include "recur/models.hpp"
+
+#define RECUR_VERSION_MAJOR 0
+#define RECUR_VERSION_MINOR 1
+#define RECUR_VERSION_PATCH 0

@@ -1,0 +1,377 @@
+// Recurrent<Cell>: the one loop over time in recur. It walks any cell over the time axis of a
+// [batch, time, features] sequence, forward or reverse, from an initial state, honouring
+// per-sample lengths, and runs full back-propagation through time.
+//
+// Forward, for the steps t in processing order (0..T-1, or T-1..0 for Direction::Reverse):
+//   A = X W_ih^T + b_ih                  one GEMM over all B*T rows, before the loop
+//   R_t = h_{t-1} W_hh^T + b_hh          one GEMM per step
+//   cell.forward_step(A_t, R_t, state_{t-1} -> state_t)   one fused pass over the gate math
+//   output_t = h_t for the samples with t < length[b]; 0 and a frozen state for the others
+// Backward, steps in the opposite order:
+//   d state_t += d output_t;  cell.backward_step -> dA_t (dR_t), direct d state_{t-1}
+//   d h_{t-1} += dR_t W_hh                one GEMM per step
+//   after the loop: dX = dA W_ih; dW_ih += dA^T X; dW_hh += dR^T H_prev; db += column sums
+//
+// The cell contract (what a cell written outside recur must provide; see docs/design.md):
+//   using Scalar;                          float or double
+//   static constexpr Index kGates;         G: weight_ih is [G*H, input], weight_hh [G*H, H]
+//   static constexpr Index kStates;        1 (h) or 2 (h, c); state 0 is the output h
+//   static constexpr Index kExtra;         extra per-step cache columns, in units of H
+//   static constexpr bool kSameGateGrads;  true when d R == d A (the cell only writes dA)
+//   void forward_step(Rows a, Rows r, const StatesIn& prev, StatesOut next, Rows extra)
+//       a [B, G*H]: in, X W_ih^T + b_ih of this step; out, whatever backward needs (the gate
+//       activations); r [B, G*H]: h W_hh^T + b_hh, scratch; prev/next: kStates views [B, H];
+//       extra [B, kExtra*H]: more cache. Must not allocate.
+//   void backward_step(Rows a, Rows dr, const StatesIn& prev, ConstRows extra,
+//                      const StatesIn& dnext, StatesOut dprev)
+//       given d loss / d next (dnext), writes with `=`: d loss / d A over a, d loss / d R into
+//       dr (unless kSameGateGrads), and dprev = the part of d loss / d prev that does not go
+//       through W_hh (the layer adds dR W_hh to dprev[0]). Must not allocate.
+//
+// Gradient contract: backward() ADDS d loss / d parameter into the parameter gradients (call
+// zero_grad() to start afresh) and RETURNS d loss / d input and d loss / d initial state.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "recur/detail/check.hpp"
+#include "recur/detail/front_end.hpp"
+#include "recur/types.hpp"
+
+namespace recur {
+
+namespace detail {
+
+// The B rows {b * steps + t} of a [B * steps, cols] row block with leading dimension ld.
+template <class T>
+Rows<T> step_rows(T* base, Index t, Index batch, Index steps, Index cols, Index ld) {
+  return Rows<T>(base + t * ld, batch, cols, Eigen::OuterStride<>(steps * ld));
+}
+template <class T>
+ConstRows<T> step_rows(const T* base, Index t, Index batch, Index steps, Index cols, Index ld) {
+  return ConstRows<T>(base + t * ld, batch, cols, Eigen::OuterStride<>(steps * ld));
+}
+template <class T>
+Rows<T> rows(T* p, Index r, Index c) {
+  return Rows<T>(p, r, c, Eigen::OuterStride<>(c));
+}
+template <class T>
+ConstRows<T> rows(const T* p, Index r, Index c) {
+  return ConstRows<T>(p, r, c, Eigen::OuterStride<>(c));
+}
+
+template <class F, std::size_t... I>
+auto make_array_impl(F&& f, std::index_sequence<I...>) {
+  return std::array<decltype(f(std::size_t{0})), sizeof...(I)>{f(I)...};
+}
+// std::array{f(0), ..., f(K-1)}: builds arrays of (non default-constructible) Eigen maps.
+template <std::size_t K, class F>
+auto make_array(F&& f) {
+  return make_array_impl(std::forward<F>(f), std::make_index_sequence<K>{});
+}
+
+template <class V>
+void grow(V& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+}  // namespace detail
+
+template <class Cell>
+class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, Cell::kStates> {
+ public:
+  using Scalar = typename Cell::Scalar;
+  using T = Scalar;
+  static constexpr Index kStates = Cell::kStates;
+  static constexpr Index kGates = Cell::kGates;
+  using StatePtrs = std::array<const T*, kStates>;     // each [B, H] or nullptr (zeros / none)
+  using StateOutPtrs = std::array<T*, kStates>;        // each [B, H] or nullptr (not wanted)
+
+  Recurrent(Index input_size, Index hidden_size, Direction direction = Direction::Forward,
+            Cell cell = Cell())
+      : cell_(std::move(cell)), input_(input_size), hidden_(hidden_size), direction_(direction) {
+    detail::require(input_size > 0 && hidden_size > 0,
+                    "Recurrent: input_size and hidden_size must be positive, got input_size=",
+                    input_size, " hidden_size=", hidden_size);
+    params_.assign(static_cast<std::size_t>(parameter_count()), T(0));
+    grads_.assign(params_.size(), T(0));
+  }
+
+  Index input_size() const { return input_; }
+  Index hidden_size() const { return hidden_; }
+  Index output_size() const { return hidden_; }
+  Index state_slots() const { return 1; }
+  Direction direction() const { return direction_; }
+  const Cell& cell() const { return cell_; }
+
+  // ---- parameters: one contiguous buffer [weight_ih | weight_hh | bias_ih | bias_hh] ----
+  Index parameter_count() const {
+    const Index GH = kGates * hidden_;
+    return GH * input_ + GH * hidden_ + 2 * GH;
+  }
+  /// PyTorch's names with `suffix` appended (`weight_ih` + `_l0_reverse`).
+  std::vector<Parameter<T>> parameters(const std::string& suffix = "") {
+    const Index GH = kGates * hidden_;
+    std::vector<Parameter<T>> out;
+    auto add = [&](const char* name, Index offset, Index r, Index c, std::vector<Index> shape) {
+      out.push_back(Parameter<T>{std::string(name) + suffix, std::move(shape),
+                                 Eigen::Map<Matrix<T>>(params_.data() + offset, r, c),
+                                 Eigen::Map<Matrix<T>>(grads_.data() + offset, r, c)});
+    };
+    add("weight_ih", w_ih_offset(), GH, input_, {GH, input_});
+    add("weight_hh", w_hh_offset(), GH, hidden_, {GH, hidden_});
+    add("bias_ih", b_ih_offset(), GH, 1, {GH});
+    add("bias_hh", b_hh_offset(), GH, 1, {GH});
+    return out;
+  }
+  void zero_grad() { std::fill(grads_.begin(), grads_.end(), T(0)); }
+  /// PyTorch's default initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
+  template <class Rng>
+  void reset_parameters(Rng& rng) {
+    const double k = 1.0 / std::sqrt(static_cast<double>(hidden_));
+    std::uniform_real_distribution<double> u(-k, k);
+    for (auto& v : params_) v = static_cast<T>(u(rng));
+  }
+
+  // ---- the time loop, on row views ----
+  // x: [B*T, input] rows (b*T + t), out: [B*T, H] rows; both may have a row stride (ld), so a
+  // bidirectional layer writes its two directions side by side. In training mode x must stay
+  // alive and unchanged until backward_rows.
+  void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
+                    const StatePtrs& init, Rows<T> out, const StateOutPtrs& final_state,
+                    bool training) {
+    using detail::rows;
+    using detail::step_rows;
+    const Index B = batch, S = steps, H = hidden_, GH = kGates * H, EH = Cell::kExtra * H;
+    const Index N = B * S;
+    set_lengths(batch, steps, lengths);
+    cached_ = false;
+
+    detail::grow(gates_, static_cast<std::size_t>(N * GH));
+    detail::grow(hg_, static_cast<std::size_t>(B * GH));
+    detail::grow(state_, static_cast<std::size_t>(2 * kStates * B * H));
+    detail::grow(extra_, static_cast<std::size_t>((training ? N : B) * EH));
+    if (training) detail::grow(prev_, static_cast<std::size_t>(kStates * N * H));
+
+    // Input projection of every time step: one GEMM.
+    Rows<T> A = rows(gates_.data(), N, GH);
+    A.rowwise() = b_ih();
+    A.noalias() += x * w_ih().transpose();
+
+    std::array<T*, kStates> cur{}, nxt{};
+    for (Index s = 0; s < kStates; ++s) {
+      cur[s] = state_.data() + s * B * H;
+      nxt[s] = state_.data() + (kStates + s) * B * H;
+      if (init[s])
+        std::copy(init[s], init[s] + B * H, cur[s]);
+      else
+        std::fill(cur[s], cur[s] + B * H, T(0));
+    }
+    Rows<T> R = rows(hg_.data(), B, GH);
+
+    for (Index k = 0; k < S; ++k) {
+      const Index t = direction_ == Direction::Forward ? k : S - 1 - k;
+      R.rowwise() = b_hh();
+      R.noalias() += rows<T>(cur[0], B, H) * w_hh().transpose();
+      if (training)
+        for (Index s = 0; s < kStates; ++s)
+          step_rows(prev_.data() + s * N * H, t, B, S, H, H) = rows<T>(cur[s], B, H);
+      Rows<T> extra = training ? step_rows(extra_.data(), t, B, S, EH, EH)
+                               : rows(extra_.data(), B, EH);
+      cell_.forward_step(step_rows(gates_.data(), t, B, S, GH, GH), R, const_views(cur, B),
+                         views(nxt, B), extra);
+
+      Rows<T> o = step_rows(out.data(), t, B, S, H, out.outerStride());
+      if (t < min_length_) {
+        std::swap(cur, nxt);
+        o = rows<T>(cur[0], B, H);
+      } else {
+        for (Index b = 0; b < B; ++b) {
+          if (t < lengths_[static_cast<std::size_t>(b)]) {
+            for (Index s = 0; s < kStates; ++s)
+              std::copy(nxt[s] + b * H, nxt[s] + (b + 1) * H, cur[s] + b * H);
+            o.row(b) = rows<T>(cur[0], B, H).row(b);
+          } else {
+            o.row(b).setZero();
+          }
+        }
+      }
+    }
+    for (Index s = 0; s < kStates; ++s)
+      if (final_state[s]) std::copy(cur[s], cur[s] + B * H, final_state[s]);
+    if (training) {
+      x_ = x.data();
+      ldx_ = x.outerStride();
+      cached_ = true;
+    }
+  }
+
+  // d_out: [B*T, H] rows (may have a row stride); d_final: d loss / d final state, each [B, H]
+  // or nullptr (zero). Writes (or adds, with accumulate_dx) d loss / d x into d_x when its data
+  // is not null, and d loss / d initial state into d_init. Adds the parameter gradients.
+  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x,
+                     bool accumulate_dx, const StateOutPtrs& d_init) {
+    using detail::rows;
+    using detail::step_rows;
+    if (!cached_)
+      throw std::logic_error(
+          "Recurrent::backward: no cache; call forward() in training mode first (each "
+          "backward consumes the cache of one forward)");
+    const Index B = batch_, S = steps_, H = hidden_, GH = kGates * H, EH = Cell::kExtra * H;
+    const Index N = B * S;
+    detail::grow(dstate_, static_cast<std::size_t>(2 * kStates * B * H));
+    if constexpr (!Cell::kSameGateGrads) detail::grow(dhg_, static_cast<std::size_t>(N * GH));
+    T* dr_base = Cell::kSameGateGrads ? gates_.data() : dhg_.data();
+
+    std::array<T*, kStates> dcur{}, dnxt{};
+    for (Index s = 0; s < kStates; ++s) {
+      dcur[s] = dstate_.data() + s * B * H;
+      dnxt[s] = dstate_.data() + (kStates + s) * B * H;
+      if (d_final[s])
+        std::copy(d_final[s], d_final[s] + B * H, dcur[s]);
+      else
+        std::fill(dcur[s], dcur[s] + B * H, T(0));
+    }
+
+    for (Index k = 0; k < S; ++k) {
+      const Index t = direction_ == Direction::Forward ? S - 1 - k : k;
+      const bool all_active = t < min_length_;
+      Rows<T> a = step_rows(gates_.data(), t, B, S, GH, GH);
+      Rows<T> dr = step_rows(dr_base, t, B, S, GH, GH);
+      Rows<T> dh = rows<T>(dcur[0], B, H);
+      ConstRows<T> g = step_rows(d_out.data(), t, B, S, H, d_out.outerStride());
+      if (all_active) {
+        dh += g;
+      } else {
+        for (Index b = 0; b < B; ++b)
+          if (active(b, t)) dh.row(b) += g.row(b);
+      }
+      auto prev = detail::make_array<kStates>([&](std::size_t s) {
+        return step_rows<T>(static_cast<const T*>(prev_.data()) + static_cast<Index>(s) * N * H,
+                            t, B, S, H, H);
+      });
+      cell_.backward_step(a, dr, prev, step_rows<T>(static_cast<const T*>(extra_.data()), t, B,
+                                                    S, EH, EH),
+                          const_views(dcur, B), views(dnxt, B));
+      if (!all_active) {
+        for (Index b = 0; b < B; ++b)
+          if (!active(b, t)) {
+            a.row(b).setZero();
+            dr.row(b).setZero();
+          }
+      }
+      rows<T>(dnxt[0], B, H).noalias() += dr * w_hh();
+      if (!all_active) {
+        for (Index b = 0; b < B; ++b)
+          if (!active(b, t))
+            for (Index s = 0; s < kStates; ++s)
+              std::copy(dcur[s] + b * H, dcur[s] + (b + 1) * H, dnxt[s] + b * H);
+      }
+      std::swap(dcur, dnxt);
+    }
+    for (Index s = 0; s < kStates; ++s)
+      if (d_init[s]) std::copy(dcur[s], dcur[s] + B * H, d_init[s]);
+
+    // Input and weight gradients: big GEMMs over all steps.
+    ConstRows<T> dA = rows<T>(static_cast<const T*>(gates_.data()), N, GH);
+    ConstRows<T> dR = rows<T>(static_cast<const T*>(dr_base), N, GH);
+    ConstRows<T> X(x_, N, input_, Eigen::OuterStride<>(ldx_));
+    if (d_x.data()) {
+      if (accumulate_dx)
+        d_x.noalias() += dA * w_ih();
+      else
+        d_x.noalias() = dA * w_ih();
+    }
+    grad_map(w_ih_offset(), GH, input_).noalias() += dA.transpose() * X;
+    grad_map(w_hh_offset(), GH, H).noalias() +=
+        dR.transpose() * rows<T>(static_cast<const T*>(prev_.data()), N, H);
+    grad_map(b_ih_offset(), 1, GH) += dA.colwise().sum();
+    grad_map(b_hh_offset(), 1, GH) += dR.colwise().sum();
+    cached_ = false;
+  }
+
+  /// Bytes this layer keeps between a training forward and its backward (the caches), and
+  /// the scratch it owns; both grow to the largest call seen and are reused.
+  std::size_t workspace_bytes() const {
+    return sizeof(T) * (gates_.capacity() + hg_.capacity() + state_.capacity() +
+                        extra_.capacity() + prev_.capacity() + dhg_.capacity() +
+                        dstate_.capacity());
+  }
+
+ private:
+  Index w_ih_offset() const { return 0; }
+  Index w_hh_offset() const { return kGates * hidden_ * input_; }
+  Index b_ih_offset() const { return w_hh_offset() + kGates * hidden_ * hidden_; }
+  Index b_hh_offset() const { return b_ih_offset() + kGates * hidden_; }
+  Eigen::Map<const Matrix<T>> w_ih() const {
+    return {params_.data() + w_ih_offset(), kGates * hidden_, input_};
+  }
+  Eigen::Map<const Matrix<T>> w_hh() const {
+    return {params_.data() + w_hh_offset(), kGates * hidden_, hidden_};
+  }
+  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> b_ih() const {
+    return {params_.data() + b_ih_offset(), kGates * hidden_};
+  }
+  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> b_hh() const {
+    return {params_.data() + b_hh_offset(), kGates * hidden_};
+  }
+  Eigen::Map<Matrix<T>> grad_map(Index offset, Index r, Index c) {
+    return {grads_.data() + offset, r, c};
+  }
+
+  std::array<Rows<T>, kStates> views(const std::array<T*, kStates>& p, Index B) const {
+    return detail::make_array<kStates>(
+        [&](std::size_t s) { return detail::rows<T>(p[s], B, hidden_); });
+  }
+  std::array<ConstRows<T>, kStates> const_views(const std::array<T*, kStates>& p,
+                                                Index B) const {
+    return detail::make_array<kStates>(
+        [&](std::size_t s) { return detail::rows<T>(static_cast<const T*>(p[s]), B, hidden_); });
+  }
+
+  void set_lengths(Index batch, Index steps, const Index* lengths) {
+    batch_ = batch;
+    steps_ = steps;
+    lengths_.assign(static_cast<std::size_t>(batch), steps);
+    min_length_ = steps;
+    if (lengths) {
+      for (Index b = 0; b < batch; ++b) {
+        if (lengths[b] < 0 || lengths[b] > steps)
+          detail::fail("Recurrent: lengths[", b, "] = ", lengths[b], " is outside [0, ", steps,
+                       "]");
+        lengths_[static_cast<std::size_t>(b)] = lengths[b];
+        min_length_ = std::min(min_length_, lengths[b]);
+      }
+    }
+  }
+  bool active(Index b, Index t) const { return t < lengths_[static_cast<std::size_t>(b)]; }
+
+  Cell cell_;
+  Index input_, hidden_;
+  Direction direction_;
+  std::vector<T> params_, grads_;  // [weight_ih | weight_hh | bias_ih | bias_hh]
+
+  // Workspace, sized on first use and reused. Caches kept from forward for backward:
+  std::vector<T> gates_;  // [B*T, G*H]: A, then the cell's cache, then dA
+  std::vector<T> extra_;  // [B*T, kExtra*H] (training) or [B, kExtra*H] (inference)
+  std::vector<T> prev_;   // kStates x [B*T, H]: the state each step started from
+  // Scratch:
+  std::vector<T> hg_;      // [B, G*H]: R of the current step
+  std::vector<T> state_;   // 2 x kStates x [B, H]: current and next state
+  std::vector<T> dhg_;     // [B*T, G*H]: dR, for cells whose dR differs from dA
+  std::vector<T> dstate_;  // 2 x kStates x [B, H]
+  std::vector<Index> lengths_;
+  Index batch_ = 0, steps_ = 0, min_length_ = 0;
+  const T* x_ = nullptr;
+  Index ldx_ = 0;
+  bool cached_ = false;
+};
+
+}  // namespace recur

@@ -1,0 +1,157 @@
+// Stack<Layer>: layers applied one after the other; the output sequence of layer l is the
+// input of layer l + 1, with optional (inverted) dropout between layers in training mode, as
+// PyTorch's `dropout` argument. Layer is Recurrent<Cell> or Bidirectional<Cell> (or any type
+// with the same row-view API). States are [L * D, B, H]: layer l owns slots l*D .. l*D+D-1.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "recur/bidirectional.hpp"
+#include "recur/recurrent.hpp"
+
+namespace recur {
+
+template <class Layer>
+class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::kStates> {
+ public:
+  using Scalar = typename Layer::Scalar;
+  using T = Scalar;
+  static constexpr Index kStates = Layer::kStates;
+  using StatePtrs = std::array<const T*, kStates>;
+  using StateOutPtrs = std::array<T*, kStates>;
+
+  /// dropout: probability in [0, 1] of zeroing an element of each layer's output except the
+  /// last, in training mode; seed: of the dropout masks.
+  explicit Stack(std::vector<Layer> layers, double dropout = 0.0, std::uint64_t seed = 0)
+      : layers_(std::move(layers)), dropout_(dropout), rng_(seed) {
+    detail::require(!layers_.empty(), "Stack: needs at least one layer");
+    detail::require(dropout >= 0.0 && dropout <= 1.0, "Stack: dropout = ", dropout,
+                    " is outside [0, 1]");
+    for (std::size_t l = 1; l < layers_.size(); ++l)
+      detail::require(layers_[l].input_size() == layers_[l - 1].output_size(), "Stack: layer ",
+                      l, " expects input_size = ", layers_[l].input_size(), " but layer ", l - 1,
+                      " outputs ", layers_[l - 1].output_size(), " features");
+    for (std::size_t l = 1; l < layers_.size(); ++l)
+      detail::require(layers_[l].hidden_size() == layers_[0].hidden_size() &&
+                          layers_[l].state_slots() == layers_[0].state_slots(),
+                      "Stack: every layer must have the same hidden size and directions "
+                      "(states are [layers * directions, batch, hidden])");
+    buffers_.resize(layers_.size() - 1);
+    masks_.resize(layers_.size() - 1);
+  }
+
+  Index num_layers() const { return static_cast<Index>(layers_.size()); }
+  Layer& layer(Index l) { return layers_[static_cast<std::size_t>(l)]; }
+  Index input_size() const { return layers_.front().input_size(); }
+  Index hidden_size() const { return layers_.front().hidden_size(); }
+  Index output_size() const { return layers_.back().output_size(); }
+  Index state_slots() const { return num_layers() * layers_.front().state_slots(); }
+  double dropout() const { return dropout_; }
+
+  /// Parameters of layer l get the suffix `_l{l}` (PyTorch's names).
+  std::vector<Parameter<T>> parameters() {
+    std::vector<Parameter<T>> out;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      auto p = layers_[l].parameters("_l" + std::to_string(l));
+      out.insert(out.end(), p.begin(), p.end());
+    }
+    return out;
+  }
+  void zero_grad() {
+    for (auto& l : layers_) l.zero_grad();
+  }
+  template <class Rng>
+  void reset_parameters(Rng& rng) {
+    for (auto& l : layers_) l.reset_parameters(rng);
+  }
+  std::size_t workspace_bytes() const {
+    std::size_t n = 0;
+    for (auto& l : layers_) n += l.workspace_bytes();
+    for (auto& b : buffers_) n += b.capacity() * sizeof(T);
+    for (auto& m : masks_) n += m.capacity() * sizeof(T);
+    return n + dbuffer_.capacity() * sizeof(T) * 2;
+  }
+
+  void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
+                    const StatePtrs& init, Rows<T> out, const StateOutPtrs& final_state,
+                    bool training) {
+    const Index N = batch * steps, per_layer = layers_.front().state_slots() * batch * hidden_size();
+    dropped_ = training && dropout_ > 0.0;
+    const T* in = x.data();  // input of layer l: [N, cols] rows with leading dimension ld
+    Index in_cols = x.cols(), in_ld = x.outerStride();
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const bool last = l + 1 == layers_.size();
+      const Index O = layers_[l].output_size();
+      if (!last) detail::grow(buffers_[l], static_cast<std::size_t>(N * O));
+      Rows<T> o = last ? out : detail::rows(buffers_[l].data(), N, O);
+      const Index off = static_cast<Index>(l) * per_layer;
+      layers_[l].forward_rows(ConstRows<T>(in, N, in_cols, Eigen::OuterStride<>(in_ld)), batch, steps, lengths, offset(init, off), o,
+                              offset(final_state, off), training);
+      if (!last && dropped_) apply_dropout(o, masks_[l]);
+      in = o.data();
+      in_cols = o.cols();
+      in_ld = o.outerStride();
+    }
+    per_layer_ = per_layer;
+  }
+
+  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x,
+                     bool accumulate_dx, const StateOutPtrs& d_init) {
+    const Index N = d_out.rows();
+    const T* d = d_out.data();  // d of layer l's output: [N, cols] rows, leading dimension ld
+    Index d_cols = d_out.cols(), d_ld = d_out.outerStride();
+    for (std::size_t l = layers_.size(); l-- > 0;) {
+      const Index I = layers_[l].input_size();
+      const Index off = static_cast<Index>(l) * per_layer_;
+      // d of this layer's input: the caller's d_x for layer 0, else a scratch buffer (two,
+      // used in turn, since d is read while the next one is written).
+      std::vector<T>& buf = dbuffer_[l % 2];
+      if (l > 0) detail::grow(buf, static_cast<std::size_t>(N * I));
+      Rows<T> dx = l == 0 ? d_x : detail::rows(buf.data(), N, I);
+      layers_[l].backward_rows(ConstRows<T>(d, N, d_cols, Eigen::OuterStride<>(d_ld)), offset(d_final, off), dx, l == 0 ? accumulate_dx : false,
+                               offset(d_init, off));
+      if (l > 0) {
+        if (dropped_) dx.array() *= detail::rows(masks_[l - 1].data(), N, I).array();
+        d = dx.data();
+        d_cols = d_ld = I;
+      }
+    }
+  }
+
+ private:
+  template <class P>
+  static std::array<P, kStates> offset(const std::array<P, kStates>& p, Index by) {
+    std::array<P, kStates> q = p;
+    for (auto& e : q)
+      if (e) e += by;
+    return q;
+  }
+
+  void apply_dropout(Rows<T> o, std::vector<T>& mask) {
+    const std::size_t n = static_cast<std::size_t>(o.rows() * o.cols());
+    detail::grow(mask, n);
+    if (dropout_ >= 1.0) {
+      std::fill(mask.begin(), mask.begin() + static_cast<std::ptrdiff_t>(n), T(0));
+    } else {
+      std::bernoulli_distribution keep(1.0 - dropout_);
+      const T scale = static_cast<T>(1.0 / (1.0 - dropout_));
+      for (std::size_t i = 0; i < n; ++i) mask[i] = keep(rng_) ? scale : T(0);
+    }
+    o.array() *= detail::rows(mask.data(), o.rows(), o.cols()).array();
+  }
+
+  std::vector<Layer> layers_;
+  double dropout_;
+  std::mt19937_64 rng_;
+  std::vector<std::vector<T>> buffers_;  // outputs of layers 0 .. L-2: [B*T, D*H]
+  std::vector<std::vector<T>> masks_;    // their dropout masks (0 or 1/(1-p))
+  std::vector<T> dbuffer_[2];            // d of the inputs of layers 1 .. L-1
+  Index per_layer_ = 0;
+  bool dropped_ = false;
+};
+
+}  // namespace recur

@@ -1,0 +1,73 @@
+// The public vocabulary of recur: tensors, options, states, outputs, gradients, parameters.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "recur/detail/eigen.hpp"
+
+namespace recur {
+
+using Index = Eigen::Index;
+
+/// A sequence batch [batch, time, features], row-major: PyTorch's `batch_first=True` layout.
+/// Also used for states [layers * directions, batch, hidden].
+template <class T>
+using Tensor3 = Eigen::Tensor<T, 3, Eigen::RowMajor>;
+
+/// Row-major matrix, and views of rows with a stride (a time step of a [B, T, F] tensor is the
+/// B rows b*T + t, i.e. a B x F view with outer stride T*F).
+template <class T>
+using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using Rows = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstRows = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+
+enum class Nonlinearity { Tanh, ReLU };
+enum class Direction { Forward, Reverse };
+
+/// Options of the PyTorch-shaped models RNN<T>, LSTM<T>, GRU<T>.
+struct RecurrentOptions {
+  Index input_size = 0;
+  Index hidden_size = 0;
+  Index num_layers = 1;
+  bool bidirectional = false;
+  double dropout = 0.0;                            // between layers, training mode only
+  Nonlinearity nonlinearity = Nonlinearity::Tanh;  // RNN only
+};
+
+/// h and c are [num_layers * directions, batch, hidden], direction fastest (PyTorch's h_n
+/// layout); c is used by LSTM only; an empty tensor means zeros.
+template <class T>
+struct State {
+  Tensor3<T> h;
+  Tensor3<T> c;
+};
+
+/// output: [batch, time, directions * hidden]; state: the final state.
+template <class T>
+struct Output {
+  Tensor3<T> output;
+  State<T> state;
+};
+
+/// d loss / d input and d loss / d initial state.
+template <class T>
+struct Gradients {
+  Tensor3<T> input;
+  State<T> state;
+};
+
+/// A named parameter: writable views of its value and its gradient over contiguous row-major
+/// storage owned by the layer. `shape` is PyTorch's ([rows, cols] for weights, [n] for biases);
+/// the views are rows x cols (biases n x 1).
+template <class T>
+struct Parameter {
+  std::string name;
+  std::vector<Index> shape;
+  Eigen::Map<Matrix<T>> value;
+  Eigen::Map<Matrix<T>> grad;
+};
+
+}  // namespace recur

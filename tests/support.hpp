@@ -1,0 +1,144 @@
+// Test helpers: PyTorch reference cases, tensor comparison, finite differences.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <recur/recur.hpp>
+
+namespace recur::test {
+
+// ---- reference cases (../shared/testdata/torch-reference, format in its README) ----
+struct RefTensor {
+  std::vector<Index> shape;
+  std::vector<double> values;
+};
+struct RefCase {
+  std::string name;
+  std::map<std::string, std::string> meta;
+  std::map<std::string, RefTensor> tensors;
+  bool has(const std::string& k) const { return tensors.count(k) != 0; }
+  const RefTensor& at(const std::string& k) const { return tensors.at(k); }
+  Index meta_int(const std::string& k) const { return std::stol(meta.at(k)); }
+};
+
+inline std::filesystem::path testdata_dir() {
+  if (const char* env = std::getenv("RECUR_TESTDATA_DIR")) return env;
+  return RECUR_TESTDATA_DIR;
+}
+inline std::filesystem::path reference_dir() { return testdata_dir() / "torch-reference"; }
+
+inline std::vector<std::string> reference_case_names() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(reference_dir(), ec)) return names;
+  for (auto& e : std::filesystem::directory_iterator(reference_dir()))
+    if (e.path().extension() == ".txt") names.push_back(e.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+inline RefCase read_case(const std::string& name) {
+  RefCase c;
+  c.name = name;
+  std::ifstream f(reference_dir() / (name + ".txt"));
+  if (!f) throw std::runtime_error("cannot open reference case " + name);
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty()) continue;
+    std::istringstream ss(line);
+    if (line[0] == '#') {
+      std::string hash, key, val;
+      ss >> hash >> key >> val;
+      c.meta[key] = val;
+      continue;
+    }
+    std::string tname, colon;
+    int rank = 0;
+    ss >> tname >> rank;
+    RefTensor t;
+    t.shape.resize(static_cast<std::size_t>(rank));
+    for (auto& d : t.shape) ss >> d;
+    ss >> colon;
+    Index n = 1;
+    for (auto d : t.shape) n *= d;
+    t.values.resize(static_cast<std::size_t>(n));
+    for (auto& v : t.values) ss >> v;
+    if (!ss) throw std::runtime_error("bad tensor line for " + tname + " in " + name);
+    c.tensors[tname] = std::move(t);
+  }
+  return c;
+}
+
+template <class T>
+Tensor3<T> to_tensor3(const RefTensor& r) {
+  if (r.shape.size() != 3) throw std::runtime_error("expected a rank-3 reference tensor");
+  Tensor3<T> t(r.shape[0], r.shape[1], r.shape[2]);
+  for (std::size_t i = 0; i < r.values.size(); ++i) t.data()[i] = static_cast<T>(r.values[i]);
+  return t;
+}
+
+// ---- comparison ----
+// max |a - b| / max(max |b|, floor): relative to the reference's scale.
+template <class T>
+double rel_diff(const T* a, const double* b, Index n, double floor = 1e-6) {
+  double diff = 0, scale = floor;
+  for (Index i = 0; i < n; ++i) {
+    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+    scale = std::max(scale, std::abs(b[i]));
+  }
+  return diff / scale;
+}
+
+// The largest relative difference seen by close() since the last reset (printed by tests).
+inline double& worst_diff() {
+  static double w = 0;
+  return w;
+}
+
+template <class T>
+::testing::AssertionResult close(const std::string& what, const T* a, const std::vector<double>& b,
+                                 double tol) {
+  const double d = rel_diff(a, b.data(), static_cast<Index>(b.size()));
+  worst_diff() = std::max(worst_diff(), d);
+  if (d <= tol)
+    return ::testing::AssertionSuccess() << what << ": max relative difference " << d;
+  return ::testing::AssertionFailure() << what << ": max relative difference " << d
+                                       << " exceeds " << tol;
+}
+
+template <class T>
+std::vector<double> to_doubles(const T* p, Index n) {
+  return std::vector<double>(p, p + n);
+}
+template <class T>
+std::vector<double> to_doubles(const Tensor3<T>& t) {
+  return to_doubles(t.data(), t.size());
+}
+
+template <class T>
+Tensor3<T> random_tensor(Index a, Index b, Index c, std::mt19937_64& rng, double scale = 1.0) {
+  std::normal_distribution<double> n(0.0, scale);
+  Tensor3<T> t(a, b, c);
+  for (Index i = 0; i < t.size(); ++i) t.data()[i] = static_cast<T>(n(rng));
+  return t;
+}
+
+// loss = sum(output * g_out) + sum(h_n * g_h) [+ sum(c_n * g_c)]
+template <class T>
+double dot(const Tensor3<T>& a, const Tensor3<T>& b) {
+  double s = 0;
+  for (Index i = 0; i < a.size(); ++i) s += static_cast<double>(a.data()[i]) * b.data()[i];
+  return s;
+}
+
+}  // namespace recur::test
