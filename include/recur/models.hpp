@@ -26,6 +26,7 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
  public:
   using Scalar = typename Cell::Scalar;
   using T = Scalar;
+  using CellType = Cell;
   static constexpr Index kStates = Cell::kStates;
   using StatePtrs = std::array<const T*, kStates>;
   using StateOutPtrs = std::array<T*, kStates>;
