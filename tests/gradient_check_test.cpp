@@ -1,0 +1,167 @@
+// Finite-difference gradient checks in double: every cell, one and several layers, both
+// directions, per-sample lengths, initial states, dropout, and a cell written outside recur.
+// loss = sum(output * G_out) + sum(h_n * G_h) [+ sum(c_n * G_c)]; central differences.
+#include <functional>
+
+#include "custom_cell.hpp"
+#include "support.hpp"
+
+namespace recur::test {
+namespace {
+
+struct Problem {
+  Index batch = 3, steps = 5;
+  std::vector<Index> lengths;
+  bool with_initial_state = true;
+};
+
+template <class Layer>
+double loss_of(Layer& m, const Tensor3<double>& x, const State<double>& init,
+               const std::vector<Index>& lengths, const Tensor3<double>& g_out,
+               const State<double>& g_state) {
+  auto out = m.forward(x, init, lengths);
+  double l = dot(out.output, g_out) + dot(out.state.h, g_state.h);
+  if (g_state.c.size()) l += dot(out.state.c, g_state.c);
+  return l;
+}
+
+// Checks d loss / d (every parameter, input, initial state) against central differences.
+// `reset` is called before every forward (the dropout test re-seeds its masks there).
+template <class Layer>
+void check_gradients(Layer& m, std::vector<Parameter<double>> params, const Problem& pb,
+                     std::function<void()> reset = [] {}) {
+  std::mt19937_64 rng(99);
+  const Index B = pb.batch, S = pb.steps, slots = m.state_slots(), H = m.hidden_size();
+  constexpr bool kTwo = Layer::kStates == 2;
+  Tensor3<double> x = random_tensor<double>(B, S, m.input_size(), rng);
+  State<double> init, g_state;
+  if (pb.with_initial_state) {
+    init.h = random_tensor<double>(slots, B, H, rng, 0.5);
+    if (kTwo) init.c = random_tensor<double>(slots, B, H, rng, 0.5);
+  }
+  Tensor3<double> g_out = random_tensor<double>(B, S, m.output_size(), rng);
+  g_state.h = random_tensor<double>(slots, B, H, rng);
+  if (kTwo) g_state.c = random_tensor<double>(slots, B, H, rng);
+
+  reset();
+  m.zero_grad();
+  m.forward(x, init, pb.lengths);
+  auto g = m.backward(g_out, g_state);
+
+  const double eps = 1e-6;
+  double worst = 0;
+  auto numeric = [&](double& v) {
+    const double keep = v;
+    v = keep + eps;
+    reset();
+    const double lp = loss_of(m, x, init, pb.lengths, g_out, g_state);
+    v = keep - eps;
+    reset();
+    const double lm = loss_of(m, x, init, pb.lengths, g_out, g_state);
+    v = keep;
+    return (lp - lm) / (2 * eps);
+  };
+  auto expect_close = [&](const std::string& what, double analytic, double num) {
+    const double err = std::abs(analytic - num) / std::max(1.0, std::abs(num));
+    worst = std::max(worst, err);
+    EXPECT_LT(err, 1e-6) << what << ": analytic " << analytic << " numeric " << num;
+  };
+  for (auto& p : params)
+    for (Index i = 0; i < p.value.size(); ++i)
+      expect_close(p.name + "[" + std::to_string(i) + "]", p.grad.data()[i],
+                   numeric(p.value.data()[i]));
+  for (Index i = 0; i < x.size(); ++i)
+    expect_close("x[" + std::to_string(i) + "]", g.input.data()[i], numeric(x.data()[i]));
+  if (pb.with_initial_state) {
+    for (Index i = 0; i < init.h.size(); ++i)
+      expect_close("h0[" + std::to_string(i) + "]", g.state.h.data()[i],
+                   numeric(init.h.data()[i]));
+    for (Index i = 0; i < init.c.size(); ++i)
+      expect_close("c0[" + std::to_string(i) + "]", g.state.c.data()[i],
+                   numeric(init.c.data()[i]));
+  }
+  std::printf("  max relative difference to finite differences: %.3g\n", worst);
+}
+
+RecurrentOptions opts(Index in, Index hidden, Index layers, bool bidir) {
+  RecurrentOptions o;
+  o.input_size = in;
+  o.hidden_size = hidden;
+  o.num_layers = layers;
+  o.bidirectional = bidir;
+  return o;
+}
+
+template <class M>
+void check_model(const RecurrentOptions& o, const Problem& pb) {
+  M m(o, 11);
+  check_gradients(m, m.named_parameters(), pb);
+}
+
+const Problem kPlain{3, 5, {}, true};
+const Problem kLengths{4, 6, {6, 2, 0, 4}, true};
+
+TEST(GradientCheck, RNNTanh) { check_model<RNN<double>>(opts(3, 4, 1, false), kPlain); }
+TEST(GradientCheck, RNNReLUStackedBidirectional) {
+  auto o = opts(3, 4, 2, true);
+  o.nonlinearity = Nonlinearity::ReLU;
+  check_model<RNN<double>>(o, kPlain);
+}
+TEST(GradientCheck, LSTM) { check_model<LSTM<double>>(opts(3, 4, 1, false), kPlain); }
+TEST(GradientCheck, GRU) { check_model<GRU<double>>(opts(3, 4, 1, false), kPlain); }
+TEST(GradientCheck, LSTMStackedBidirectional) {
+  check_model<LSTM<double>>(opts(3, 3, 2, true), kPlain);
+}
+TEST(GradientCheck, GRUStackedBidirectional) {
+  check_model<GRU<double>>(opts(3, 3, 2, true), kPlain);
+}
+TEST(GradientCheck, LSTMWithLengths) { check_model<LSTM<double>>(opts(2, 3, 2, true), kLengths); }
+TEST(GradientCheck, GRUWithLengths) { check_model<GRU<double>>(opts(2, 3, 2, true), kLengths); }
+TEST(GradientCheck, RNNWithLengths) { check_model<RNN<double>>(opts(2, 3, 2, true), kLengths); }
+TEST(GradientCheck, ZeroInitialState) {
+  check_model<LSTM<double>>(opts(2, 3, 1, false), Problem{2, 4, {}, false});
+}
+
+TEST(GradientCheck, DropoutBetweenLayers) {
+  auto o = opts(3, 4, 3, false);
+  o.dropout = 0.4;
+  LSTM<double> m(o, 5);
+  // A fresh model with the same seed draws the same masks: copy it back before each forward.
+  const LSTM<double> pristine = m;
+  auto params = m.named_parameters();
+  auto reset = [&] {
+    std::vector<std::vector<double>> values;
+    for (auto& p : params) values.emplace_back(p.value.data(), p.value.data() + p.value.size());
+    std::vector<std::vector<double>> grads;
+    for (auto& p : params) grads.emplace_back(p.grad.data(), p.grad.data() + p.grad.size());
+    m = pristine;
+    auto fresh = m.named_parameters();
+    for (std::size_t i = 0; i < fresh.size(); ++i) {
+      std::copy(values[i].begin(), values[i].end(), fresh[i].value.data());
+      std::copy(grads[i].begin(), grads[i].end(), fresh[i].grad.data());
+    }
+    params = fresh;
+  };
+  check_gradients(m, params, kPlain, reset);
+}
+
+// A cell written outside recur gets the time loop, both directions, stacking, lengths and
+// gradients for free.
+TEST(GradientCheck, CustomCellRecurrent) {
+  Recurrent<MGUCell<double>> layer(3, 4, Direction::Reverse);
+  std::mt19937_64 rng(3);
+  layer.reset_parameters(rng);
+  check_gradients(layer, layer.parameters(), kLengths);
+}
+TEST(GradientCheck, CustomCellStackedBidirectional) {
+  std::vector<Bidirectional<MGUCell<double>>> layers;
+  layers.emplace_back(3, 4);
+  layers.emplace_back(8, 4);
+  Stack<Bidirectional<MGUCell<double>>> stack(std::move(layers));
+  std::mt19937_64 rng(4);
+  stack.reset_parameters(rng);
+  check_gradients(stack, stack.parameters(), kLengths);
+}
+
+}  // namespace
+}  // namespace recur::test
