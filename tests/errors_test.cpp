@@ -1,0 +1,123 @@
+// Bad input gets a clear exception naming the problem and the shapes involved.
+#include "support.hpp"
+
+namespace recur::test {
+namespace {
+
+RecurrentOptions opts(Index in, Index hidden, Index layers = 1, bool bidir = false) {
+  RecurrentOptions o;
+  o.input_size = in;
+  o.hidden_size = hidden;
+  o.num_layers = layers;
+  o.bidirectional = bidir;
+  return o;
+}
+
+// Runs f, expects E, and expects every fragment in its message.
+template <class E, class F>
+void expect_throw(F&& f, std::initializer_list<const char*> fragments) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const char* frag : fragments)
+      EXPECT_NE(msg.find(frag), std::string::npos) << "message \"" << msg << "\" lacks \"" << frag << "\"";
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
+}
+
+TEST(Errors, WrongFeatureSize) {
+  LSTM<float> m(opts(5, 4));
+  Tensor3<float> x(2, 3, 7);
+  x.setZero();
+  expect_throw<std::invalid_argument>([&] { m.forward(x); }, {"7 features", "input_size = 5", "[2, 3, 7]"});
+}
+
+TEST(Errors, EmptyInput) {
+  GRU<float> m(opts(5, 4));
+  Tensor3<float> x(0, 3, 5);
+  expect_throw<std::invalid_argument>([&] { m.forward(x); }, {"empty input", "[0, 3, 5]"});
+}
+
+TEST(Errors, WrongStateShape) {
+  LSTM<float> m(opts(3, 4, 2, true));
+  Tensor3<float> x(2, 3, 3);
+  x.setZero();
+  State<float> s;
+  s.h = Tensor3<float>(2, 2, 4);  // needs [4, 2, 4]
+  expect_throw<std::invalid_argument>([&] { m.forward(x, s); }, {"initial.h", "[2, 2, 4]", "[4, 2, 4]"});
+  s.h = Tensor3<float>(4, 2, 4);
+  s.c = Tensor3<float>(4, 3, 4);
+  expect_throw<std::invalid_argument>([&] { m.forward(x, s); }, {"initial.c", "[4, 3, 4]", "[4, 2, 4]"});
+}
+
+TEST(Errors, CellStateForACellWithoutOne) {
+  GRU<float> m(opts(3, 4));
+  Tensor3<float> x(2, 3, 3);
+  x.setZero();
+  State<float> s;
+  s.c = Tensor3<float>(1, 2, 4);
+  expect_throw<std::invalid_argument>([&] { m.forward(x, s); }, {"initial.c", "no cell state"});
+}
+
+TEST(Errors, LengthsCountAndRange) {
+  RNN<double> m(opts(3, 4));
+  Tensor3<double> x(2, 3, 3);
+  x.setZero();
+  expect_throw<std::invalid_argument>([&] { m.forward(x, {}, {3}); }, {"1 lengths", "batch of 2"});
+  expect_throw<std::invalid_argument>([&] { m.forward(x, {}, {3, 4}); }, {"lengths[1] = 4", "[0, 3]"});
+  expect_throw<std::invalid_argument>([&] { m.forward(x, {}, {-1, 2}); }, {"lengths[0] = -1"});
+}
+
+TEST(Errors, GradientShape) {
+  LSTM<double> m(opts(3, 4, 1, true));
+  Tensor3<double> x(2, 3, 3);
+  x.setZero();
+  m.forward(x);
+  Tensor3<double> d(2, 3, 4);  // needs [2, 3, 8]
+  d.setZero();
+  expect_throw<std::invalid_argument>([&] { m.backward(d); }, {"d_output is [2, 3, 4]", "[2, 3, 8]"});
+  Tensor3<double> ok(2, 3, 8);
+  ok.setZero();
+  State<double> ds;
+  ds.h = Tensor3<double>(1, 2, 4);
+  expect_throw<std::invalid_argument>([&] { m.backward(ok, ds); }, {"d_state.h", "[1, 2, 4]", "[2, 2, 4]"});
+}
+
+TEST(Errors, BackwardWithoutTrainingForward) {
+  GRU<double> m(opts(3, 4));
+  Tensor3<double> x(2, 3, 3), d(2, 3, 4);
+  x.setZero();
+  d.setZero();
+  expect_throw<std::logic_error>([&] { m.backward(d); }, {"training mode"});
+  m.eval();
+  m.forward(x);
+  expect_throw<std::logic_error>([&] { m.backward(d); }, {"training mode"});
+  m.train();
+  m.forward(x);
+  m.backward(d);
+  expect_throw<std::logic_error>([&] { m.backward(d); }, {"consumes"});
+}
+
+TEST(Errors, BadOptions) {
+  expect_throw<std::invalid_argument>([] { LSTM<float> m(opts(0, 4)); }, {"input_size=0"});
+  expect_throw<std::invalid_argument>([] { LSTM<float> m(opts(3, 0)); }, {"hidden_size=0"});
+  expect_throw<std::invalid_argument>([] { LSTM<float> m(opts(3, 4, 0)); }, {"num_layers=0"});
+  auto o = opts(3, 4, 2);
+  o.dropout = 1.5;
+  expect_throw<std::invalid_argument>([&] { GRU<float> m(o); }, {"dropout = 1.5"});
+  expect_throw<std::invalid_argument>([] { Recurrent<RNNCell<float>> r(3, -1); }, {"hidden_size=-1"});
+}
+
+TEST(Errors, StackOfMismatchedLayers) {
+  std::vector<Recurrent<GRUCell<float>>> layers;
+  layers.emplace_back(3, 4);
+  layers.emplace_back(5, 4);
+  expect_throw<std::invalid_argument>([&] { Stack<Recurrent<GRUCell<float>>> s(layers); },
+                                      {"layer 1 expects input_size = 5", "outputs 4"});
+}
+
+}  // namespace
+}  // namespace recur::test
