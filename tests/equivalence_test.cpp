@@ -234,10 +234,10 @@ TEST(Dropout, ActiveInTrainingOnlyAndScaled) {
   drop.eval();
   plain.eval();
   auto c = drop.forward(x), d = plain.forward(x);
-  expect_equal("eval mode ignores dropout", c.output, d.output, 0);
+  expect_equal("eval mode ignores dropout", c.output, d.output, 1e-14);
   // A single layer has no dropout (it applies between layers only).
   LSTM<double> one(opts(3, 8, 1, false, 0.9), 1), one_plain(opts(3, 8, 1, false, 0.0), 1);
-  expect_equal("one layer: no dropout", one.forward(x).output, one_plain.forward(x).output, 0);
+  expect_equal("one layer: no dropout", one.forward(x).output, one_plain.forward(x).output, 1e-14);
 }
 
 TEST(Dropout, ProbabilityOneZeroesTheNextLayersInput) {
