@@ -7,15 +7,6 @@
 namespace recur::test {
 namespace {
 
-RecurrentOptions opts(Index in, Index hidden, Index layers, bool bidir, double dropout = 0) {
-  RecurrentOptions o;
-  o.input_size = in;
-  o.hidden_size = hidden;
-  o.num_layers = layers;
-  o.bidirectional = bidir;
-  o.dropout = dropout;
-  return o;
-}
 
 // t-slice [t0, t1) of a [B, T, F] tensor.
 template <class T>

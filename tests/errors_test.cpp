@@ -4,14 +4,6 @@
 namespace recur::test {
 namespace {
 
-RecurrentOptions opts(Index in, Index hidden, Index layers = 1, bool bidir = false) {
-  RecurrentOptions o;
-  o.input_size = in;
-  o.hidden_size = hidden;
-  o.num_layers = layers;
-  o.bidirectional = bidir;
-  return o;
-}
 
 // Runs f, expects E, and expects every fragment in its message.
 template <class E, class F>

@@ -83,14 +83,6 @@ void check_gradients(Layer& m, std::vector<Parameter<double>> params, const Prob
   std::printf("  max relative difference to finite differences: %.3g\n", worst);
 }
 
-RecurrentOptions opts(Index in, Index hidden, Index layers, bool bidir) {
-  RecurrentOptions o;
-  o.input_size = in;
-  o.hidden_size = hidden;
-  o.num_layers = layers;
-  o.bidirectional = bidir;
-  return o;
-}
 
 template <class M>
 void check_model(const RecurrentOptions& o, const Problem& pb) {

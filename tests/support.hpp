@@ -87,6 +87,17 @@ Tensor3<T> to_tensor3(const RefTensor& r) {
   return t;
 }
 
+inline RecurrentOptions opts(Index in, Index hidden, Index layers = 1, bool bidir = false,
+                             double dropout = 0.0) {
+  RecurrentOptions o;
+  o.input_size = in;
+  o.hidden_size = hidden;
+  o.num_layers = layers;
+  o.bidirectional = bidir;
+  o.dropout = dropout;
+  return o;
+}
+
 // ---- comparison ----
 // max |a - b| / max(max |b|, floor): relative to the reference's scale.
 template <class T>
