@@ -38,13 +38,7 @@ void expect_no_allocation(bool bidirectional, bool with_lengths, double dropout)
   using T = typename Model::Scalar;
   constexpr Index K = Model::kStates;
   const Index B = 4, S = 6, I = 5, H = 8, L = 2, D = bidirectional ? 2 : 1;
-  RecurrentOptions o;
-  o.input_size = I;
-  o.hidden_size = H;
-  o.num_layers = L;
-  o.bidirectional = bidirectional;
-  o.dropout = dropout;
-  Model m(o);
+  Model m(opts(I, H, L, bidirectional, dropout));
   std::mt19937_64 rng(1);
   Tensor3<T> x = random_tensor<T>(B, S, I, rng), dy = random_tensor<T>(B, S, D * H, rng);
   Tensor3<T> y(B, S, D * H), dx(B, S, I);

@@ -57,28 +57,20 @@ class Bidirectional
     const Eigen::OuterStride<> ld(out.outerStride());
     fwd_.forward_rows(x, batch, steps, lengths, init, Rows<T>(out.data(), N, H, ld), final_state,
                       training);
-    rev_.forward_rows(x, batch, steps, lengths, offset(init, BH), Rows<T>(out.data() + H, N, H, ld),
-                      offset(final_state, BH), training);
+    rev_.forward_rows(x, batch, steps, lengths, detail::offset(init, BH),
+                      Rows<T>(out.data() + H, N, H, ld), detail::offset(final_state, BH), training);
   }
 
-  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x,
-                     bool accumulate_dx, const StateOutPtrs& d_init) {
+  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x, bool accumulate_dx,
+                     const StateOutPtrs& d_init) {
     const Index H = hidden_size(), N = d_out.rows();
     const Eigen::OuterStride<> ld(d_out.outerStride());
     fwd_.backward_rows(ConstRows<T>(d_out.data(), N, H, ld), d_final, d_x, accumulate_dx, d_init);
-    rev_.backward_rows(ConstRows<T>(d_out.data() + H, N, H, ld), offset(d_final, bh_), d_x, true,
-                       offset(d_init, bh_));
+    rev_.backward_rows(ConstRows<T>(d_out.data() + H, N, H, ld), detail::offset(d_final, bh_), d_x,
+                       true, detail::offset(d_init, bh_));
   }
 
  private:
-  template <class P>
-  static std::array<P, kStates> offset(const std::array<P, kStates>& p, Index by) {
-    std::array<P, kStates> q = p;
-    for (auto& e : q)
-      if (e) e += by;
-    return q;
-  }
-
   Recurrent<Cell> fwd_, rev_;
   Index bh_ = 0;  // batch * hidden of the last forward: the offset of the reverse state
 };

@@ -77,6 +77,15 @@ auto make_array(F&& f) {
   return make_array_impl(std::forward<F>(f), std::make_index_sequence<K>{});
 }
 
+// The state pointers moved `by` elements on (null stays null): a layer's slice of [S, B, H].
+template <class P, std::size_t K>
+std::array<P, K> offset(const std::array<P, K>& p, Index by) {
+  std::array<P, K> q = p;
+  for (auto& e : q)
+    if (e) e += by;
+  return q;
+}
+
 template <class V>
 void grow(V& v, std::size_t n) {
   if (v.size() < n) v.resize(n);

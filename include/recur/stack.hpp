@@ -32,8 +32,8 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
     detail::require(dropout >= 0.0 && dropout <= 1.0, "Stack: dropout = ", dropout,
                     " is outside [0, 1]");
     for (std::size_t l = 1; l < layers_.size(); ++l)
-      detail::require(layers_[l].input_size() == layers_[l - 1].output_size(), "Stack: layer ",
-                      l, " expects input_size = ", layers_[l].input_size(), " but layer ", l - 1,
+      detail::require(layers_[l].input_size() == layers_[l - 1].output_size(), "Stack: layer ", l,
+                      " expects input_size = ", layers_[l].input_size(), " but layer ", l - 1,
                       " outputs ", layers_[l - 1].output_size(), " features");
     for (std::size_t l = 1; l < layers_.size(); ++l)
       detail::require(layers_[l].hidden_size() == layers_[0].hidden_size() &&
@@ -79,7 +79,8 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
                     const StatePtrs& init, Rows<T> out, const StateOutPtrs& final_state,
                     bool training) {
-    const Index N = batch * steps, per_layer = layers_.front().state_slots() * batch * hidden_size();
+    const Index N = batch * steps,
+                per_layer = layers_.front().state_slots() * batch * hidden_size();
     dropped_ = training && dropout_ > 0.0;
     const T* in = x.data();  // input of layer l: [N, cols] rows with leading dimension ld
     Index in_cols = x.cols(), in_ld = x.outerStride();
@@ -89,8 +90,9 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
       if (!last) detail::grow(buffers_[l], static_cast<std::size_t>(N * O));
       Rows<T> o = last ? out : detail::rows(buffers_[l].data(), N, O);
       const Index off = static_cast<Index>(l) * per_layer;
-      layers_[l].forward_rows(ConstRows<T>(in, N, in_cols, Eigen::OuterStride<>(in_ld)), batch, steps, lengths, offset(init, off), o,
-                              offset(final_state, off), training);
+      layers_[l].forward_rows(ConstRows<T>(in, N, in_cols, Eigen::OuterStride<>(in_ld)), batch,
+                              steps, lengths, detail::offset(init, off), o,
+                              detail::offset(final_state, off), training);
       if (!last && dropped_) apply_dropout(o, masks_[l]);
       in = o.data();
       in_cols = o.cols();
@@ -99,8 +101,8 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
     per_layer_ = per_layer;
   }
 
-  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x,
-                     bool accumulate_dx, const StateOutPtrs& d_init) {
+  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x, bool accumulate_dx,
+                     const StateOutPtrs& d_init) {
     const Index N = d_out.rows();
     const T* d = d_out.data();  // d of layer l's output: [N, cols] rows, leading dimension ld
     Index d_cols = d_out.cols(), d_ld = d_out.outerStride();
@@ -112,8 +114,9 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
       std::vector<T>& buf = dbuffer_[l % 2];
       if (l > 0) detail::grow(buf, static_cast<std::size_t>(N * I));
       Rows<T> dx = l == 0 ? d_x : detail::rows(buf.data(), N, I);
-      layers_[l].backward_rows(ConstRows<T>(d, N, d_cols, Eigen::OuterStride<>(d_ld)), offset(d_final, off), dx, l == 0 ? accumulate_dx : false,
-                               offset(d_init, off));
+      layers_[l].backward_rows(ConstRows<T>(d, N, d_cols, Eigen::OuterStride<>(d_ld)),
+                               detail::offset(d_final, off), dx, l == 0 ? accumulate_dx : false,
+                               detail::offset(d_init, off));
       if (l > 0) {
         if (dropped_) dx.array() *= detail::rows(masks_[l - 1].data(), N, I).array();
         d = dx.data();
@@ -123,14 +126,6 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   }
 
  private:
-  template <class P>
-  static std::array<P, kStates> offset(const std::array<P, kStates>& p, Index by) {
-    std::array<P, kStates> q = p;
-    for (auto& e : q)
-      if (e) e += by;
-    return q;
-  }
-
   void apply_dropout(Rows<T> o, std::vector<T>& mask) {
     const std::size_t n = static_cast<std::size_t>(o.rows() * o.cols());
     detail::grow(mask, n);
