@@ -7,6 +7,12 @@ set(RECUR_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/recur")
 install(TARGETS recur EXPORT recurTargets)
 install(DIRECTORY include/recur DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(EXPORT recurTargets NAMESPACE recur:: DESTINATION "${RECUR_CMAKE_DIR}")
+if(TARGET recur_checkpoint)
+  install(TARGETS recur_checkpoint EXPORT recurCheckpointTargets)
+  install(EXPORT recurCheckpointTargets NAMESPACE recur:: DESTINATION "${RECUR_CMAKE_DIR}")
+  export(EXPORT recurCheckpointTargets NAMESPACE recur::
+         FILE "${PROJECT_BINARY_DIR}/recurCheckpointTargets.cmake")
+endif()
 
 configure_package_config_file(cmake/recurConfig.cmake.in
   "${PROJECT_BINARY_DIR}/recurConfig.cmake"

@@ -56,6 +56,13 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   void zero_grad() {
     std::visit([](auto& s) { s.zero_grad(); }, stack_);
   }
+  /// The state of the generator of the between-layer dropout masks (see Stack::rng_state).
+  std::string rng_state() const {
+    return std::visit([](const auto& s) { return s.rng_state(); }, stack_);
+  }
+  void set_rng_state(const std::string& state) {
+    std::visit([&](auto& s) { s.set_rng_state(state); }, stack_);
+  }
   std::size_t workspace_bytes() const {
     return std::visit([](const auto& s) { return s.workspace_bytes(); }, stack_);
   }

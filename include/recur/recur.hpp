@@ -1,5 +1,5 @@
 // recur: header-only recurrent neural-network layers (RNN, LSTM, GRU) on Eigen.
-// The one header users include.
+// The one header users include (checkpoints: <recur/checkpoint.hpp>, see below).
 #pragma once
 
 #include "recur/types.hpp"
@@ -10,6 +10,12 @@
 #include "recur/bidirectional.hpp"
 #include "recur/stack.hpp"
 #include "recur/models.hpp"
+#include "recur/layers.hpp"
+#include "recur/loss.hpp"
+#include "recur/parameters.hpp"
+#include "recur/optim.hpp"
+// Checkpoints (safetensors) need nlohmann/json: #include <recur/checkpoint.hpp> and link
+// recur::checkpoint.
 
 #define RECUR_VERSION_MAJOR 0
 #define RECUR_VERSION_MINOR 1

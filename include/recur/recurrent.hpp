@@ -365,17 +365,17 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   Cell cell_;
   Index input_, hidden_;
   Direction direction_;
-  std::vector<T> params_, grads_;  // [weight_ih | weight_hh | bias_ih | bias_hh]
+  detail::Buffer<T> params_, grads_;  // [weight_ih | weight_hh | bias_ih | bias_hh]
 
   // Workspace, sized on first use and reused. Caches kept from forward for backward:
-  std::vector<T> gates_;  // [B*T, G*H]: A, then the cell's cache, then dA
-  std::vector<T> extra_;  // [B*T, kExtra*H] (training) or [B, kExtra*H] (inference)
-  std::vector<T> prev_;   // kStates x [B*T, H]: the state each step started from
+  detail::Buffer<T> gates_;  // [B*T, G*H]: A, then the cell's cache, then dA
+  detail::Buffer<T> extra_;  // [B*T, kExtra*H] (training) or [B, kExtra*H] (inference)
+  detail::Buffer<T> prev_;   // kStates x [B*T, H]: the state each step started from
   // Scratch:
-  std::vector<T> hg_;      // [B, G*H]: R of the current step
-  std::vector<T> state_;   // 2 x kStates x [B, H]: current and next state
-  std::vector<T> dhg_;     // [B*T, G*H]: dR, for cells whose dR differs from dA
-  std::vector<T> dstate_;  // 2 x kStates x [B, H]
+  detail::Buffer<T> hg_;      // [B, G*H]: R of the current step
+  detail::Buffer<T> state_;   // 2 x kStates x [B, H]: current and next state
+  detail::Buffer<T> dhg_;     // [B*T, G*H]: dR, for cells whose dR differs from dA
+  detail::Buffer<T> dstate_;  // 2 x kStates x [B, H]
   std::vector<Index> lengths_;
   Index batch_ = 0, steps_ = 0, min_length_ = 0;
   const T* x_ = nullptr;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "recur/bidirectional.hpp"
+#include "recur/detail/dropout.hpp"
 #include "recur/recurrent.hpp"
 
 namespace recur {
@@ -51,6 +52,9 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   Index output_size() const { return layers_.back().output_size(); }
   Index state_slots() const { return num_layers() * layers_.front().state_slots(); }
   double dropout() const { return dropout_; }
+  /// The dropout generator's state as text, to save with a checkpoint and restore on resume.
+  std::string rng_state() const { return detail::rng_state(rng_); }
+  void set_rng_state(const std::string& state) { detail::set_rng_state(rng_, state); }
 
   /// Parameters of layer l get the suffix `_l{l}` (PyTorch's names).
   std::vector<Parameter<T>> parameters() {
@@ -111,7 +115,7 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
       const Index off = static_cast<Index>(l) * per_layer_;
       // d of this layer's input: the caller's d_x for layer 0, else a scratch buffer (two,
       // used in turn, since d is read while the next one is written).
-      std::vector<T>& buf = dbuffer_[l % 2];
+      detail::Buffer<T>& buf = dbuffer_[l % 2];
       if (l > 0) detail::grow(buf, static_cast<std::size_t>(N * I));
       Rows<T> dx = l == 0 ? d_x : detail::rows(buf.data(), N, I);
       layers_[l].backward_rows(ConstRows<T>(d, N, d_cols, Eigen::OuterStride<>(d_ld)),
@@ -126,25 +130,19 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   }
 
  private:
-  void apply_dropout(Rows<T> o, std::vector<T>& mask) {
+  void apply_dropout(Rows<T> o, detail::Buffer<T>& mask) {
     const std::size_t n = static_cast<std::size_t>(o.rows() * o.cols());
     detail::grow(mask, n);
-    if (dropout_ >= 1.0) {
-      std::fill(mask.begin(), mask.begin() + static_cast<std::ptrdiff_t>(n), T(0));
-    } else {
-      std::bernoulli_distribution keep(1.0 - dropout_);
-      const T scale = static_cast<T>(1.0 / (1.0 - dropout_));
-      for (std::size_t i = 0; i < n; ++i) mask[i] = keep(rng_) ? scale : T(0);
-    }
+    detail::fill_dropout_mask(mask.data(), n, dropout_, rng_);
     o.array() *= detail::rows(mask.data(), o.rows(), o.cols()).array();
   }
 
   std::vector<Layer> layers_;
   double dropout_;
   std::mt19937_64 rng_;
-  std::vector<std::vector<T>> buffers_;  // outputs of layers 0 .. L-2: [B*T, D*H]
-  std::vector<std::vector<T>> masks_;    // their dropout masks (0 or 1/(1-p))
-  std::vector<T> dbuffer_[2];            // d of the inputs of layers 1 .. L-1
+  std::vector<detail::Buffer<T>> buffers_;  // outputs of layers 0 .. L-2: [B*T, D*H]
+  std::vector<detail::Buffer<T>> masks_;    // their dropout masks (0 or 1/(1-p))
+  detail::Buffer<T> dbuffer_[2];            // d of the inputs of layers 1 .. L-1
   Index per_layer_ = 0;
   bool dropped_ = false;
 };

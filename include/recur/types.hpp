@@ -15,6 +15,17 @@ using Index = Eigen::Index;
 template <class T>
 using Tensor3 = Eigen::Tensor<T, 3, Eigen::RowMajor>;
 
+namespace detail {
+/// Storage for everything Eigen computes on, aligned as Eigen's own allocations: reductions
+/// and matrix-vector products then take the same path on every run, so results are
+/// bit-for-bit reproducible (they would otherwise depend on where malloc put a buffer).
+template <class T>
+using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
+}  // namespace detail
+
+/// Integer token ids [batch, time] (inputs of Embedding, targets of cross_entropy).
+using Tokens = Eigen::Tensor<Index, 2, Eigen::RowMajor>;
+
 /// Row-major matrix, and views of rows with a stride (a time step of a [B, T, F] tensor is the
 /// B rows b*T + t, i.e. a B x F view with outer stride T*F).
 template <class T>

@@ -1,0 +1,80 @@
+// cross_entropy: softmax cross-entropy over logits [B, T, V] and integer targets [B, T], as
+// torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
+// ignore_index=...) with mean reduction over the counted tokens. A token counts when its step
+// is inside its sample's length (when lengths are given) and its target is not ignore_index.
+// Numerically stable (log-sum-exp, accumulated in double). Returns the loss and d loss /
+// d logits; when no token counts the loss is 0 and the gradient is zero (PyTorch gives NaN).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "recur/detail/check.hpp"
+#include "recur/types.hpp"
+
+namespace recur {
+
+template <class T>
+struct Loss {
+  double loss = 0;       // mean over the counted tokens, in nats
+  Index count = 0;       // tokens counted
+  Tensor3<T> d_logits;   // [B, T, V]
+};
+
+template <class T>
+Loss<T> cross_entropy(const Tensor3<T>& logits, const Tokens& targets,
+                      const std::vector<Index>& lengths = {}, Index ignore_index = -100) {
+  const Index B = logits.dimension(0), S = logits.dimension(1), V = logits.dimension(2);
+  detail::require(V > 0, "cross_entropy: logits ", detail::dims_str(logits.dimensions()),
+                  " have no classes");
+  detail::require(targets.dimension(0) == B && targets.dimension(1) == S,
+                  "cross_entropy: targets are ", detail::dims_str(targets.dimensions()),
+                  " but logits are ", detail::dims_str(logits.dimensions()),
+                  " (targets must be [batch, time])");
+  detail::require(lengths.empty() || static_cast<Index>(lengths.size()) == B,
+                  "cross_entropy: got ", lengths.size(), " lengths for a batch of ", B);
+  for (std::size_t b = 0; b < lengths.size(); ++b)
+    detail::require(lengths[b] >= 0 && lengths[b] <= S, "cross_entropy: lengths[", b, "] = ",
+                    lengths[b], " is outside [0, ", S, "]");
+  auto counted = [&](Index b, Index t) {
+    return (lengths.empty() || t < lengths[static_cast<std::size_t>(b)]) &&
+           targets(b, t) != ignore_index;
+  };
+  Loss<T> r;
+  for (Index b = 0; b < B; ++b)
+    for (Index t = 0; t < S; ++t) {
+      if (!counted(b, t)) continue;
+      const Index y = targets(b, t);
+      detail::require(y >= 0 && y < V, "cross_entropy: target ", y, " at [", b, ", ", t,
+                      "] is outside [0, ", V, ") (logits are ",
+                      detail::dims_str(logits.dimensions()), ", ignore_index = ", ignore_index,
+                      ")");
+      ++r.count;
+    }
+  r.d_logits.resize(B, S, V);
+  r.d_logits.setZero();
+  if (r.count == 0) return r;
+  const double inv = 1.0 / static_cast<double>(r.count);
+  double total = 0;
+  for (Index b = 0; b < B; ++b)
+    for (Index t = 0; t < S; ++t) {
+      if (!counted(b, t)) continue;
+      const Index row = b * S + t;
+      const T* z = logits.data() + row * V;
+      T* d = r.d_logits.data() + row * V;
+      const double m = static_cast<double>(*std::max_element(z, z + V));
+      double sum = 0;
+      for (Index k = 0; k < V; ++k) sum += std::exp(static_cast<double>(z[k]) - m);
+      const double lse = m + std::log(sum);
+      total += lse - static_cast<double>(z[targets(b, t)]);
+      for (Index k = 0; k < V; ++k)
+        d[k] = static_cast<T>(std::exp(static_cast<double>(z[k]) - lse) * inv);
+      const Index y = targets(b, t);
+      d[y] = static_cast<T>((std::exp(static_cast<double>(z[y]) - lse) - 1.0) * inv);
+    }
+  r.loss = total * inv;
+  return r;
+}
+
+}  // namespace recur
