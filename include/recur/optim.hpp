@@ -2,7 +2,9 @@
 // the same update formulas, in the same order, with the same default hyperparameters.
 //
 //   auto params = recur::gather(recur::named("rnn", lstm), recur::named("head", head));
-//   recur::Adam<float> opt(params, {.lr = 2e-3});
+//   recur::AdamOptions o;
+//   o.lr = 2e-3;
+//   recur::Adam<float> opt(params, o);
 //   opt.zero_grad(); ...forward, loss, backward...;
 //   recur::clip_grad_norm(params, 5.0);
 //   opt.step();
