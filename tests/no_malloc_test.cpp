@@ -78,6 +78,30 @@ TEST(NoMalloc, LSTMBidirectionalWithLengthsAndDropout) {
   expect_no_allocation<LSTM<double>>(true, true, 0.2);
 }
 
+// Sampling one character at a time: embedding row -> Stream step -> linear head, batch 1.
+TEST(NoMalloc, StreamingOneStepAtATime) {
+  const Index V = 30, E = 16, H = 32;
+  Embedding<float> emb(V, E);
+  LSTM<float> lstm(opts(E, H, 2));
+  Linear<float> head(H, V);
+  Stream<LSTM<float>> stream(lstm, 1);
+  Matrix<float> logits(1, V);
+  Index id = 3;
+  auto step = [&] {
+    auto h = stream.step(emb.lookup(id).data());
+    head.apply(h, Rows<float>(logits.data(), 1, V, Eigen::OuterStride<>(V)));
+    logits.row(0).maxCoeff(&id);
+  };
+  step();
+  allocations = 0;
+  counting = true;
+  Eigen::internal::set_is_malloc_allowed(false);
+  for (int i = 0; i < 20; ++i) step();
+  Eigen::internal::set_is_malloc_allowed(true);
+  counting = false;
+  EXPECT_EQ(allocations.load(), 0) << "operator new was called while streaming";
+}
+
 TEST(NoMalloc, TheCountersWork) {
   allocations = 0;
   counting = true;

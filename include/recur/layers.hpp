@@ -95,6 +95,12 @@ class Embedding : public detail::Mode {
     return out;
   }
 
+  /// Row `id` of the table (1 x dim), for one step at a time (no copy, no cache).
+  Eigen::Map<const Matrix<T>> lookup(Index id) const {
+    detail::require(id >= 0 && id < vocab_, "Embedding: id ", id, " is outside [0, ", vocab_, ")");
+    return Eigen::Map<const Matrix<T>>(weight_.data() + id * dim_, 1, dim_);
+  }
+
   /// d_out: [B, T, dim] of the last training forward.
   void backward(const Tensor3<T>& d_out) {
     check_backward("Embedding");
@@ -164,6 +170,15 @@ class Linear : public detail::Mode {
     if (training_) x_ = x;
     has_forward_ = training_;
     return y;
+  }
+
+  /// y = x W^T + b on rows x [n, in] into y [n, out]: no cache, no allocation (streaming).
+  void apply(ConstRows<T> x, Rows<T> y) const {
+    detail::require(x.cols() == in_ && y.cols() == out_ && y.rows() == x.rows(),
+                    "Linear::apply: x is [", x.rows(), ", ", x.cols(), "] and y [", y.rows(),
+                    ", ", y.cols(), "] but the layer maps ", in_, " to ", out_, " features");
+    y.noalias() = x * weight().transpose();
+    if (bias_) y.rowwise() += bias().transpose();
   }
 
   /// d_y: [B, T, out] of the last training forward; returns d x [B, T, in].

@@ -10,6 +10,7 @@
 #include "recur/bidirectional.hpp"
 #include "recur/stack.hpp"
 #include "recur/models.hpp"
+#include "recur/stream.hpp"
 #include "recur/layers.hpp"
 #include "recur/loss.hpp"
 #include "recur/parameters.hpp"
