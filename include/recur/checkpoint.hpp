@@ -40,22 +40,28 @@ std::map<std::string, std::string> load_model(const std::string& path,
 
 /// Writes the optimizer's per-parameter state ("<parameter>.<slot>" tensors) and, in the
 /// metadata, its name, step count and hyperparameters ("optimizer", "steps", "lr", ...),
-/// with `extra` entries (a training loop's own state: epoch, generator states, ...).
+/// with `extra` entries and `extra_tensors` (a training loop's own state: epoch, generator
+/// states, a carried hidden state, ...).
 template <class T>
 void save_optimizer(const std::string& path, Optimizer<T>& opt,
-                    const std::map<std::string, std::string>& extra = {}) {
+                    const std::map<std::string, std::string>& extra = {},
+                    const std::vector<TensorRef<T>>& extra_tensors = {}) {
   std::map<std::string, std::string> meta = extra;
   for (auto& [k, v] : opt.hyperparameters()) meta[k] = v;
   meta["optimizer"] = opt.name();
   meta["steps"] = std::to_string(opt.steps());
-  safetensors::save(path, opt.state(), meta);
+  auto tensors = opt.state();
+  tensors.insert(tensors.end(), extra_tensors.begin(), extra_tensors.end());
+  safetensors::save(path, tensors, meta);
 }
 
 /// Restores what save_optimizer wrote into an optimizer over the same parameters: the state
 /// tensors, the step count and the learning rate. The optimizer must be of the same kind with
-/// the same hyperparameters (other than lr); returns the metadata (with the `extra` entries).
+/// the same hyperparameters (other than lr); `extra_tensors` are filled too (they must match
+/// what was saved). Returns the metadata (with the `extra` entries).
 template <class T>
-std::map<std::string, std::string> load_optimizer(const std::string& path, Optimizer<T>& opt) {
+std::map<std::string, std::string> load_optimizer(const std::string& path, Optimizer<T>& opt,
+                                                  const std::vector<TensorRef<T>>& extra_tensors = {}) {
   const auto file = safetensors::File::read(path);
   const auto& meta = file.metadata();
   auto get = [&](const std::string& key) -> const std::string& {
@@ -84,7 +90,9 @@ std::map<std::string, std::string> load_optimizer(const std::string& path, Optim
     throw std::runtime_error(path + ": bad 'steps' or 'lr' in __metadata__ ('" + get("steps") +
                              "', '" + get("lr") + "')");
   }
-  safetensors::load(file, opt.state());
+  auto tensors = opt.state();
+  tensors.insert(tensors.end(), extra_tensors.begin(), extra_tensors.end());
+  safetensors::load(file, tensors);
   opt.set_steps(steps);
   opt.set_lr(lr);
   return meta;

@@ -106,11 +106,7 @@ class Optimizer {
   static void check(bool ok, const std::string& what) {
     detail::require(ok, "optimizer: invalid ", what);
   }
-  static std::string str(double v) {
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    return buf;
-  }
+  static std::string str(double v) { return detail::format_double(v); }
 
   double lr_;
   std::int64_t steps_ = 0;

@@ -1,6 +1,7 @@
 // Error helpers: every bad input becomes an exception that names the problem and the shapes.
 #pragma once
 
+#include <cstdio>
 #include <initializer_list>
 #include <sstream>
 #include <stdexcept>
@@ -32,6 +33,13 @@ std::string dims_str(const Dims& dims) {
   for (std::size_t i = 0; i < static_cast<std::size_t>(dims.size()); ++i) s << (i ? ", " : "") << dims[i];
   s << ']';
   return s.str();
+}
+
+// A double as text that reads back to the same double ("%.17g").
+inline std::string format_double(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
 }
 
 template <class... Parts>

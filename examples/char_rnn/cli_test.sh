@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Tests of the char_rnn binary, one scenario per ctest test:
+#   cli_test.sh CHAR_RNN WORKDIR SCENARIO
+# learns     a short run on a small text brings the validation loss far below the unigram
+#            entropy the binary reports
+# sample     sampling is deterministic for a seed and streams exactly --length characters
+# resume     a run resumed from a mid-run checkpoint writes the same final model, byte for byte
+# bad_input  every bad input gives one error line on stderr and a non-zero exit, no crash/hang
+set -uo pipefail
+bin="$1"; work="$2"; scenario="$3"
+rm -rf "$work"; mkdir -p "$work"; cd "$work"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# A small text with structure to learn: a rhyme repeated with variations.
+make_text() {
+  for i in $(seq 1 60); do
+    echo "the cat sat on the mat $((i % 7)) times."
+    echo "a dog ran in the fog, $((i % 5)) dogs ran."
+  done > small.txt
+}
+small=(--data small.txt --rnn-size 32 --num-layers 1 --embedding-size 16 --batch-size 8 --seq-length 20 --quiet --sample-length 0)
+
+case "$scenario" in
+learns)
+  make_text
+  out=$(timeout 300 "$bin" train "${small[@]}" --max-iters 250 --eval-every 250 --learning-rate 0.01 --val-frac 0.1) || fail "train failed: $out"
+  echo "$out"
+  unigram=$(echo "$out" | sed -n 's/.*unigram entropy \([0-9.]*\) nats.*/\1/p')
+  val=$(echo "$out" | sed -n 's/.*validation loss \([0-9.]*\) nats.*/\1/p' | tail -1)
+  [ -n "$unigram" ] && [ -n "$val" ] || fail "no losses in the output"
+  awk -v v="$val" -v u="$unigram" 'BEGIN { exit !(v < 0.4 * u) }' || fail "validation loss $val is not below 0.4 x unigram entropy $unigram"
+  [ -s cv/log.csv ] && [ -s cv/loss.svg ] && [ -s cv/best.safetensors ] || fail "missing log.csv, loss.svg or best.safetensors"
+  grep -q '<polyline' cv/loss.svg || fail "loss.svg has no curve"
+  ;;
+sample)
+  make_text
+  timeout 300 "$bin" train "${small[@]}" --max-iters 40 --eval-every 40 >/dev/null || fail "train failed"
+  a=$(timeout 60 "$bin" sample --checkpoint cv/best.safetensors --length 300 --seed 5 --prime "the ") || fail "sample failed"
+  b=$(timeout 60 "$bin" sample --checkpoint cv/best.safetensors --length 300 --seed 5 --prime "the ")
+  c=$(timeout 60 "$bin" sample --checkpoint cv/best.safetensors --length 300 --seed 6 --prime "the ")
+  [ "$a" == "$b" ] || fail "same seed, different samples"
+  [ "$a" != "$c" ] || fail "different seeds, same sample"
+  [ "${a:0:4}" == "the " ] || fail "the sample does not start with the prime"
+  timeout 60 "$bin" sample --checkpoint cv/best.safetensors --length 300 --seed 5 --prime "the " > s.txt
+  n=$(wc -m < s.txt)
+  [ "$n" -eq 305 ] || fail "expected 4 + 300 characters and a newline, got $n"
+  d=$(timeout 60 "$bin" sample --checkpoint cv/best.safetensors --length 50 --argmax --seed 1)
+  e=$(timeout 60 "$bin" sample --checkpoint cv/best.safetensors --length 50 --argmax --seed 2)
+  [ "$d" == "$e" ] || fail "--argmax depends on the seed"
+  timeout 60 "$bin" sample --checkpoint cv/best.safetensors --length 50 --top-k 3 --temperature 0.5 >/dev/null || fail "top-k sampling failed"
+  ;;
+resume)
+  make_text
+  args=("${small[@]}" --dropout 0.2 --num-layers 2 --max-iters 40 --eval-every 20)
+  timeout 300 "$bin" train "${args[@]}" --checkpoint-dir a >/dev/null || fail "first run failed"
+  mid=$(ls a/lm_*_epoch*.safetensors | grep -v optim | sort | head -1)
+  final=$(ls a/lm_*_epoch*.safetensors | grep -v optim | sort | tail -1)
+  [ "$mid" != "$final" ] || fail "expected two checkpoints"
+  mkdir b && cp "$mid" "${mid%.safetensors}.optim.safetensors" b/
+  timeout 300 "$bin" train "${args[@]}" --checkpoint-dir b --init-from "b/$(basename "$mid")" > resumed.txt || fail "resumed run failed"
+  grep -q "resuming" resumed.txt || fail "did not resume"
+  cmp "$final" "b/$(basename "$final")" || fail "the resumed run ended with different weights"
+  ;;
+bad_input)
+  make_text
+  timeout 300 "$bin" train "${small[@]}" --max-iters 5 --eval-every 5 >/dev/null || fail "train failed"
+  printf '' > empty.txt
+  printf 'abc' > short.txt
+  printf 'ab\xffcd%.0s' $(seq 1 300) > latin1.txt
+  head -c 100 cv/best.safetensors > truncated.safetensors
+  cp cv/best.safetensors copy.safetensors
+  expect_error() {  # expected-substring command...
+    local want="$1"; shift
+    local err code
+    err=$(timeout 60 "$@" 2>&1 >/dev/null); code=$?
+    [ $code -ne 0 ] || fail "exit 0 for: $*"
+    [ $code -ne 124 ] || fail "hang for: $*"
+    [ $code -lt 128 ] || fail "crash ($code) for: $*: $err"
+    [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "more than one error line for: $*: $err"
+    [[ "$err" == *"$want"* ]] || fail "expected '$want' for: $* -- got: $err"
+    echo "ok ($code): $err"
+  }
+  expect_error "cannot open" "$bin" train --data missing.txt
+  expect_error "the file is empty" "$bin" train --data empty.txt
+  expect_error "is a directory" "$bin" train --data cv
+  expect_error "fewer than one batch needs" "$bin" train --data short.txt
+  expect_error "not valid UTF-8" "$bin" train --data latin1.txt
+  expect_error "unknown flag --bogus" "$bin" train --bogus 1
+  expect_error "--rnn-size: 'abc' is not a whole number" "$bin" train --rnn-size abc
+  expect_error "--dropout must be in [0, 1)" "$bin" train --dropout 2
+  expect_error "--model: 'transformer'" "$bin" train --model transformer
+  expect_error "--optimizer: 'lbfgs'" "$bin" train --optimizer lbfgs
+  expect_error "--learning-rate needs a value" "$bin" train --learning-rate
+  expect_error "unknown command" "$bin" fly
+  expect_error "which --model contradicts" "$bin" train "${small[@]}" --init-from cv/best.safetensors --model gru
+  expect_error "header length" "$bin" train "${small[@]}" --init-from truncated.safetensors
+  expect_error "header length" "$bin" sample --checkpoint truncated.safetensors
+  expect_error "cannot open" "$bin" sample --checkpoint missing.safetensors
+  expect_error "--checkpoint is required" "$bin" sample
+  expect_error "is not in the model's vocabulary" "$bin" sample --checkpoint cv/best.safetensors --prime "QZX@"
+  expect_error "--temperature must be positive" "$bin" sample --checkpoint cv/best.safetensors --temperature 0
+  expect_error "--length must be >= 0" "$bin" sample --checkpoint cv/best.safetensors --length -3
+  { cat small.txt; echo "#Zebra#"; } > other.txt
+  expect_error "character '#' is not in the vocabulary of" "$bin" train "${small[@]}" --data other.txt --init-from cv/best.safetensors
+  # A model file that is valid safetensors but not a char_rnn model (an optimizer file).
+  expect_error "not a char_rnn checkpoint" "$bin" sample --checkpoint cv/best.optim.safetensors
+  "$bin" train --help | grep -q -- "--rnn-size" || fail "train --help"
+  "$bin" sample --help | grep -q -- "--temperature" || fail "sample --help"
+  ;;
+*)
+  fail "unknown scenario $scenario"
+  ;;
+esac
+echo "PASS: $scenario"

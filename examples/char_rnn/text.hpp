@@ -1,0 +1,118 @@
+// Text side of char_rnn: UTF-8 characters, the vocabulary, and the batches.
+//
+// The training text is split into `batch` parallel streams (stream b is the b-th contiguous
+// slice); batch i holds positions [i*seq, (i+1)*seq) of every stream and the targets one
+// position later, so consecutive batches continue each stream and the hidden state can be
+// carried from one to the next (truncated back-propagation through time).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <recur/recur.hpp>
+
+namespace char_rnn {
+
+using recur::Index;
+
+/// Splits UTF-8 text into characters (each a string of 1-4 bytes). Throws on invalid UTF-8,
+/// naming the byte offset.
+inline std::vector<std::string> utf8_chars(const std::string& text) {
+  std::vector<std::string> out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = n != 0 && i + n <= text.size();
+    for (std::size_t k = 1; ok && k < n; ++k)
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    if (!ok)
+      throw std::runtime_error("the text is not valid UTF-8 (byte " + std::to_string(i) + ")");
+    out.push_back(text.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+/// The characters of a text, sorted (by their UTF-8 bytes, i.e. by code point); id = index.
+class Vocab {
+ public:
+  Vocab() = default;
+  explicit Vocab(std::vector<std::string> chars) : chars_(std::move(chars)) {
+    for (std::size_t i = 0; i < chars_.size(); ++i)
+      if (!ids_.emplace(chars_[i], static_cast<Index>(i)).second)
+        throw std::runtime_error("vocabulary lists the character '" + chars_[i] + "' twice");
+  }
+  static Vocab of(const std::vector<std::string>& text) {
+    std::vector<std::string> chars(text);
+    std::sort(chars.begin(), chars.end());
+    chars.erase(std::unique(chars.begin(), chars.end()), chars.end());
+    return Vocab(std::move(chars));
+  }
+  Index size() const { return static_cast<Index>(chars_.size()); }
+  const std::vector<std::string>& chars() const { return chars_; }
+  const std::string& chr(Index id) const { return chars_[static_cast<std::size_t>(id)]; }
+  bool contains(const std::string& c) const { return ids_.count(c) != 0; }
+  Index id(const std::string& c) const {
+    auto it = ids_.find(c);
+    if (it == ids_.end()) throw std::runtime_error("character " + printable(c) + " is not in the vocabulary");
+    return it->second;
+  }
+  std::vector<std::int32_t> encode(const std::vector<std::string>& text) const {
+    std::vector<std::int32_t> ids(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) ids[i] = static_cast<std::int32_t>(id(text[i]));
+    return ids;
+  }
+  static std::string printable(const std::string& c) {
+    if (c == "\n") return "'\\n'";
+    if (c == "\t") return "'\\t'";
+    if (c.size() == 1 && static_cast<unsigned char>(c[0]) < 0x20)
+      return "byte " + std::to_string(static_cast<int>(c[0]));
+    return "'" + c + "'";
+  }
+
+ private:
+  std::vector<std::string> chars_;
+  std::map<std::string, Index> ids_;
+};
+
+/// `batch` parallel streams over `ids`, cut into chunks of `seq` steps.
+class Streams {
+ public:
+  Streams() = default;
+  Streams(const std::vector<std::int32_t>& ids, Index batch, Index seq)
+      : batch_(batch), seq_(seq), length_(batch > 0 ? static_cast<Index>(ids.size()) / batch : 0) {
+    if (batch <= 0 || seq <= 0) throw std::invalid_argument("batch and sequence length must be positive");
+    data_.assign(ids.begin(), ids.begin() + batch_ * length_);
+  }
+  Index batch() const { return batch_; }
+  Index seq() const { return seq_; }
+  /// Chunks of exactly seq steps (the training batches of one epoch).
+  Index full_chunks() const { return length_ > 0 ? (length_ - 1) / seq_ : 0; }
+  /// Chunks per pass: each needs seq inputs and the next character as the last target.
+  Index chunks() const { return length_ > 1 ? (length_ - 2) / seq_ + 1 : 0; }
+  /// Steps of chunk i (the last one may be shorter when the streams do not divide evenly).
+  Index steps(Index i) const { return std::min(seq_, length_ - 1 - i * seq_); }
+  /// Inputs and targets of chunk i: [batch, steps(i)].
+  void chunk(Index i, recur::Tokens& x, recur::Tokens& y) const {
+    const Index S = steps(i);
+    x.resize(batch_, S);
+    y.resize(batch_, S);
+    for (Index b = 0; b < batch_; ++b)
+      for (Index t = 0; t < S; ++t) {
+        const std::size_t at = static_cast<std::size_t>(b * length_ + i * seq_ + t);
+        x(b, t) = data_[at];
+        y(b, t) = data_[at + 1];
+      }
+  }
+
+ private:
+  Index batch_ = 0, seq_ = 0, length_ = 0;
+  std::vector<std::int32_t> data_;
+};
+
+}  // namespace char_rnn
