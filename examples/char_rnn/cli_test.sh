@@ -5,6 +5,7 @@
 #            entropy the binary reports
 # sample     sampling is deterministic for a seed and streams exactly --length characters
 # resume     a run resumed from a mid-run checkpoint writes the same final model, byte for byte
+# interrupt  Ctrl-C saves a loadable checkpoint and exits with 130
 # bad_input  every bad input gives one error line on stderr and a non-zero exit, no crash/hang
 set -uo pipefail
 bin="$1"; work="$2"; scenario="$3"
@@ -61,6 +62,19 @@ resume)
   timeout 300 "$bin" train "${args[@]}" --checkpoint-dir b --init-from "b/$(basename "$mid")" > resumed.txt || fail "resumed run failed"
   grep -q "resuming" resumed.txt || fail "did not resume"
   cmp "$final" "b/$(basename "$final")" || fail "the resumed run ended with different weights"
+  ;;
+interrupt)
+  make_text
+  "$bin" train "${small[@]}" --max-epochs 100000000 --eval-every 100000000 > out.txt 2>&1 &
+  pid=$!
+  for i in $(seq 1 100); do grep -q "^training:" out.txt 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  kill -INT $pid
+  wait $pid; code=$?
+  [ $code -eq 130 ] || fail "exit code $code after Ctrl-C (expected 130): $(cat out.txt)"
+  grep -q "interrupted: saved" out.txt || fail "no checkpoint message: $(cat out.txt)"
+  ls cv/lm_lstm_epoch*.safetensors >/dev/null || fail "no checkpoint written"
+  "$bin" sample --checkpoint cv/best.safetensors --length 20 >/dev/null || fail "the checkpoint does not load"
   ;;
 bad_input)
   make_text

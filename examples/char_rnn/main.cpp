@@ -360,7 +360,7 @@ int train(int argc, char** argv) {
   recur::Tokens x, y;
   auto last_print = Clock::now() - std::chrono::seconds(10);
   const std::int64_t first_iteration = iteration;
-  std::int64_t done_here = 0;
+  std::int64_t done_here = 0, saved_at = -1;
   std::string stop_reason = "done";
   while (iteration < total_iters) {
     if (interrupted) {
@@ -412,6 +412,7 @@ int train(int argc, char** argv) {
                     static_cast<long long>(iteration), val, val / std::log(2.0));
       log.add({iteration, seconds(), smooth, val});
       const std::string path = save(val);
+      saved_at = iteration;
       log.write(o.checkpoint_dir);
       if (o.sample_length > 0) {
         const Index first = vocab.contains("\n") ? vocab.id("\n") : 0;
@@ -422,7 +423,7 @@ int train(int argc, char** argv) {
     }
   }
   if (tty) std::fprintf(stderr, "\n");
-  if (stop_reason != "done" || iteration % o.eval_every != 0) {
+  if (saved_at != iteration) {
     const double val = has_val ? evaluate(*model, val_streams) : std::nan("");
     if (has_val)
       std::printf("validation loss %.4f nats/char (%.4f bits/char)\n", val, val / std::log(2.0));
@@ -430,6 +431,8 @@ int train(int argc, char** argv) {
     const std::string path = save(val);
     log.write(o.checkpoint_dir);
     std::printf("%s: saved %s\n", stop_reason.c_str(), path.c_str());
+  } else if (stop_reason != "done") {
+    std::printf("%s\n", stop_reason.c_str());
   }
   const double tps = static_cast<double>(done_here * o.batch_size * o.seq_length) / std::max(train_seconds, 1e-9);
   std::printf("trained %lld iterations, %.0f chars/s; best loss %.4f; log and plot in %s\n",
