@@ -352,3 +352,44 @@ TEST(Stream, RejectsBidirectionalModelsAndBadShapes) {
 
 }  // namespace
 }  // namespace recur::test
+
+namespace recur::test {
+namespace {
+
+// Threads split the batch (and the weight gradients by rows): the results equal a
+// single-threaded run's, for every cell, with lengths, both directions and two layers.
+template <class Model>
+void threads_match_one_thread() {
+  if (num_threads() < 2 && !std::getenv("RECUR_REQUIRE_THREADS")) {
+    set_num_threads(2);
+    if (num_threads() < 2) GTEST_SKIP() << "built without OpenMP: one thread only";
+  }
+  std::mt19937_64 rng(12);
+  const Index B = 9, S = 17, I = 24, H = 40;
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    Model m(opts(I, H, 2, true), 3);
+    std::mt19937_64 r(5);
+    Tensor3<double> x = random_tensor<double>(B, S, I, r);
+    Tensor3<double> dy = random_tensor<double>(B, S, 2 * H, r);
+    const std::vector<Index> lengths{17, 3, 0, 17, 9, 16, 1, 17, 12};
+    auto out = m.forward(x, {}, lengths);
+    auto g = m.backward(dy);
+    std::vector<double> all(out.output.data(), out.output.data() + out.output.size());
+    all.insert(all.end(), g.input.data(), g.input.data() + g.input.size());
+    all.insert(all.end(), g.state.h.data(), g.state.h.data() + g.state.h.size());
+    for (auto& p : m.named_parameters()) all.insert(all.end(), p.grad.data(), p.grad.data() + p.grad.size());
+    return all;
+  };
+  const auto one = run(1), two = run(2);
+  set_num_threads(0);
+  ASSERT_EQ(one.size(), two.size());
+  EXPECT_TRUE(close("two threads vs one", two.data(), one, 1e-12));
+}
+
+TEST(Threads, MatchOneThreadLSTM) { threads_match_one_thread<LSTM<double>>(); }
+TEST(Threads, MatchOneThreadGRU) { threads_match_one_thread<GRU<double>>(); }
+TEST(Threads, MatchOneThreadRNN) { threads_match_one_thread<RNN<double>>(); }
+
+}  // namespace
+}  // namespace recur::test

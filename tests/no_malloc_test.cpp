@@ -102,6 +102,32 @@ TEST(NoMalloc, StreamingOneStepAtATime) {
   EXPECT_EQ(allocations.load(), 0) << "operator new was called while streaming";
 }
 
+// Large enough to run on several threads (when built with OpenMP): no allocation either.
+TEST(NoMalloc, Threaded) {
+  set_num_threads(2);
+  const Index B = 8, S = 20, I = 32, H = 48;
+  LSTM<float> m(opts(I, H, 2));
+  std::mt19937_64 rng(1);
+  Tensor3<float> x = random_tensor<float>(B, S, I, rng), dy = random_tensor<float>(B, S, H, rng);
+  Tensor3<float> y(B, S, H), dx(B, S, I);
+  auto step = [&] {
+    m.forward_rows(ConstRows<float>(x.data(), B * S, I, Eigen::OuterStride<>(I)), B, S, nullptr, {nullptr, nullptr},
+                   Rows<float>(y.data(), B * S, H, Eigen::OuterStride<>(H)), {nullptr, nullptr}, true);
+    m.backward_rows(ConstRows<float>(dy.data(), B * S, H, Eigen::OuterStride<>(H)), {nullptr, nullptr},
+                    Rows<float>(dx.data(), B * S, I, Eigen::OuterStride<>(I)), false, {nullptr, nullptr});
+  };
+  step();
+  allocations = 0;
+  counting = true;
+  Eigen::internal::set_is_malloc_allowed(false);
+  step();
+  step();
+  Eigen::internal::set_is_malloc_allowed(true);
+  counting = false;
+  set_num_threads(0);
+  EXPECT_EQ(allocations.load(), 0) << "operator new was called inside a threaded forward/backward";
+}
+
 TEST(NoMalloc, TheCountersWork) {
   allocations = 0;
   counting = true;

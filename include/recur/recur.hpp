@@ -3,6 +3,7 @@
 #pragma once
 
 #include "recur/types.hpp"
+#include "recur/threads.hpp"
 #include "recur/cells/rnn.hpp"
 #include "recur/cells/lstm.hpp"
 #include "recur/cells/gru.hpp"

@@ -18,6 +18,8 @@
 //   static constexpr Index kStates;        1 (h) or 2 (h, c); state 0 is the output h
 //   static constexpr Index kExtra;         extra per-step cache columns, in units of H
 //   static constexpr bool kSameGateGrads;  true when d R == d A (the cell only writes dA)
+//   (forward_step and backward_step are called concurrently on disjoint rows by the threads
+//   of a layer: they must not modify the cell.)
 //   void forward_step(Rows a, Rows r, const StatesIn& prev, StatesOut next, Rows extra)
 //       a [B, G*H]: in, X W_ih^T + b_ih of this step; out, whatever backward needs (the gate
 //       activations); r [B, G*H]: h W_hh^T + b_hh, scratch; prev/next: kStates views [B, H];
@@ -43,6 +45,7 @@
 
 #include "recur/detail/check.hpp"
 #include "recur/detail/front_end.hpp"
+#include "recur/threads.hpp"
 #include "recur/types.hpp"
 
 namespace recur {
@@ -156,8 +159,6 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
                     const StatePtrs& init, Rows<T> out, const StateOutPtrs& final_state,
                     bool training) {
-    using detail::rows;
-    using detail::step_rows;
     const Index B = batch, S = steps, H = hidden_, GH = kGates * H, EH = Cell::kExtra * H;
     const Index N = B * S;
     set_lengths(batch, steps, lengths);
@@ -169,52 +170,12 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     detail::grow(extra_, static_cast<std::size_t>((training ? N : B) * EH));
     if (training) detail::grow(prev_, static_cast<std::size_t>(kStates * N * H));
 
-    // Input projection of every time step: one GEMM.
-    Rows<T> A = rows(gates_.data(), N, GH);
-    A.rowwise() = b_ih();
-    A.noalias() += x * w_ih().transpose();
-
-    std::array<T*, kStates> cur{}, nxt{};
-    for (Index s = 0; s < kStates; ++s) {
-      cur[s] = state_.data() + s * B * H;
-      nxt[s] = state_.data() + (kStates + s) * B * H;
-      if (init[s])
-        std::copy(init[s], init[s] + B * H, cur[s]);
-      else
-        std::fill(cur[s], cur[s] + B * H, T(0));
-    }
-    Rows<T> R = rows(hg_.data(), B, GH);
-
-    for (Index k = 0; k < S; ++k) {
-      const Index t = direction_ == Direction::Forward ? k : S - 1 - k;
-      R.rowwise() = b_hh();
-      R.noalias() += rows<T>(cur[0], B, H) * w_hh().transpose();
-      if (training)
-        for (Index s = 0; s < kStates; ++s)
-          step_rows(prev_.data() + s * N * H, t, B, S, H, H) = rows<T>(cur[s], B, H);
-      Rows<T> extra = training ? step_rows(extra_.data(), t, B, S, EH, EH)
-                               : rows(extra_.data(), B, EH);
-      cell_.forward_step(step_rows(gates_.data(), t, B, S, GH, GH), R, const_views(cur, B),
-                         views(nxt, B), extra);
-
-      Rows<T> o = step_rows(out.data(), t, B, S, H, out.outerStride());
-      if (t < min_length_) {
-        std::swap(cur, nxt);
-        o = rows<T>(cur[0], B, H);
-      } else {
-        for (Index b = 0; b < B; ++b) {
-          if (t < lengths_[static_cast<std::size_t>(b)]) {
-            for (Index s = 0; s < kStates; ++s)
-              std::copy(nxt[s] + b * H, nxt[s] + (b + 1) * H, cur[s] + b * H);
-            o.row(b) = rows<T>(cur[0], B, H).row(b);
-          } else {
-            o.row(b).setZero();
-          }
-        }
-      }
-    }
-    for (Index s = 0; s < kStates; ++s)
-      if (final_state[s]) std::copy(cur[s], cur[s] + B * H, final_state[s]);
+    // Samples are independent: each thread runs the whole loop for a slice of the batch.
+    const int parts = detail::threads_for(B, static_cast<double>(N) * GH * (input_ + H));
+    detail::parallel(parts, [&](int p, int n) {
+      const auto [b0, b1] = detail::split(B, p, n);
+      if (b1 > b0) forward_slice(b0, b1, x, S, init, out, final_state, training);
+    });
     if (training) {
       x_ = x.data();
       ldx_ = x.outerStride();
@@ -233,76 +194,43 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       throw std::logic_error(
           "Recurrent::backward: no cache; call forward() in training mode first (each "
           "backward consumes the cache of one forward)");
-    const Index B = batch_, S = steps_, H = hidden_, GH = kGates * H, EH = Cell::kExtra * H;
+    const Index B = batch_, S = steps_, H = hidden_, GH = kGates * H;
     const Index N = B * S;
     detail::grow(dstate_, static_cast<std::size_t>(2 * kStates * B * H));
     if constexpr (!Cell::kSameGateGrads) detail::grow(dhg_, static_cast<std::size_t>(N * GH));
     T* dr_base = Cell::kSameGateGrads ? gates_.data() : dhg_.data();
 
-    std::array<T*, kStates> dcur{}, dnxt{};
-    for (Index s = 0; s < kStates; ++s) {
-      dcur[s] = dstate_.data() + s * B * H;
-      dnxt[s] = dstate_.data() + (kStates + s) * B * H;
-      if (d_final[s])
-        std::copy(d_final[s], d_final[s] + B * H, dcur[s]);
-      else
-        std::fill(dcur[s], dcur[s] + B * H, T(0));
-    }
-
-    for (Index k = 0; k < S; ++k) {
-      const Index t = direction_ == Direction::Forward ? S - 1 - k : k;
-      const bool all_active = t < min_length_;
-      Rows<T> a = step_rows(gates_.data(), t, B, S, GH, GH);
-      Rows<T> dr = step_rows(dr_base, t, B, S, GH, GH);
-      Rows<T> dh = rows<T>(dcur[0], B, H);
-      ConstRows<T> g = step_rows(d_out.data(), t, B, S, H, d_out.outerStride());
-      if (all_active) {
-        dh += g;
-      } else {
-        for (Index b = 0; b < B; ++b)
-          if (active(b, t)) dh.row(b) += g.row(b);
-      }
-      auto prev = detail::make_array<kStates>([&](std::size_t s) {
-        return step_rows<T>(static_cast<const T*>(prev_.data()) + static_cast<Index>(s) * N * H,
-                            t, B, S, H, H);
-      });
-      cell_.backward_step(a, dr, prev, step_rows<T>(static_cast<const T*>(extra_.data()), t, B,
-                                                    S, EH, EH),
-                          const_views(dcur, B), views(dnxt, B));
-      if (!all_active) {
-        for (Index b = 0; b < B; ++b)
-          if (!active(b, t)) {
-            a.row(b).setZero();
-            dr.row(b).setZero();
-          }
-      }
-      rows<T>(dnxt[0], B, H).noalias() += dr * w_hh();
-      if (!all_active) {
-        for (Index b = 0; b < B; ++b)
-          if (!active(b, t))
-            for (Index s = 0; s < kStates; ++s)
-              std::copy(dcur[s] + b * H, dcur[s] + (b + 1) * H, dnxt[s] + b * H);
-      }
-      std::swap(dcur, dnxt);
-    }
-    for (Index s = 0; s < kStates; ++s)
-      if (d_init[s]) std::copy(dcur[s], dcur[s] + B * H, d_init[s]);
+    const int parts = detail::threads_for(B, static_cast<double>(N) * GH * H);
+    detail::parallel(parts, [&](int p, int n) {
+      const auto [b0, b1] = detail::split(B, p, n);
+      if (b1 > b0) backward_slice(b0, b1, d_out, d_final, d_init, dr_base);
+    });
 
     // Input and weight gradients: big GEMMs over all steps.
     ConstRows<T> dA = rows<T>(static_cast<const T*>(gates_.data()), N, GH);
     ConstRows<T> dR = rows<T>(static_cast<const T*>(dr_base), N, GH);
     ConstRows<T> X(x_, N, input_, Eigen::OuterStride<>(ldx_));
-    if (d_x.data()) {
-      if (accumulate_dx)
-        d_x.noalias() += dA * w_ih();
-      else
-        d_x.noalias() = dA * w_ih();
-    }
-    grad_map(w_ih_offset(), GH, input_).noalias() += dA.transpose() * X;
-    grad_map(w_hh_offset(), GH, H).noalias() +=
-        dR.transpose() * rows<T>(static_cast<const T*>(prev_.data()), N, H);
-    grad_map(b_ih_offset(), 1, GH) += dA.colwise().sum();
-    grad_map(b_hh_offset(), 1, GH) += dR.colwise().sum();
+    ConstRows<T> Hp = rows<T>(static_cast<const T*>(prev_.data()), N, H);
+    // Split by rows of the results: d_x by samples, the weight gradients by gate rows.
+    const int gparts = detail::threads_for(GH, static_cast<double>(N) * GH * (input_ + H));
+    detail::parallel(gparts, [&](int p, int n) {
+      if (d_x.data()) {
+        const auto [b0, b1] = detail::split(B, p, n);
+        const Index r0 = b0 * S, nr = (b1 - b0) * S;
+        if (accumulate_dx)
+          d_x.middleRows(r0, nr).noalias() += dA.middleRows(r0, nr) * w_ih();
+        else
+          d_x.middleRows(r0, nr).noalias() = dA.middleRows(r0, nr) * w_ih();
+      }
+      const auto [g0, g1] = detail::split(GH, p, n);
+      const Index ng = g1 - g0;
+      grad_map(w_ih_offset(), GH, input_).middleRows(g0, ng).noalias() +=
+          dA.middleCols(g0, ng).transpose() * X;
+      grad_map(w_hh_offset(), GH, H).middleRows(g0, ng).noalias() +=
+          dR.middleCols(g0, ng).transpose() * Hp;
+      grad_map(b_ih_offset(), 1, GH).middleCols(g0, ng) += dA.middleCols(g0, ng).colwise().sum();
+      grad_map(b_hh_offset(), 1, GH).middleCols(g0, ng) += dR.middleCols(g0, ng).colwise().sum();
+    });
     cached_ = false;
   }
 
@@ -315,6 +243,129 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   }
 
  private:
+  // The time loop for samples [b0, b1): every buffer is batch-major, so the slice is a
+  // contiguous block of rows of each.
+  void forward_slice(Index b0, Index b1, ConstRows<T> x, Index S, const StatePtrs& init,
+                     Rows<T> out, const StateOutPtrs& final_state, bool training) {
+    using detail::rows;
+    using detail::step_rows;
+    const Index Bs = b1 - b0, B = batch_, H = hidden_, GH = kGates * H, EH = Cell::kExtra * H;
+    const Index N = B * S, ld = out.outerStride();
+    T* gates = gates_.data() + b0 * S * GH;
+
+    // Input projection of every time step: one GEMM.
+    Rows<T> A = rows(gates, Bs * S, GH);
+    A.rowwise() = b_ih();
+    A.noalias() += ConstRows<T>(x.data() + b0 * S * x.outerStride(), Bs * S, input_,
+                                Eigen::OuterStride<>(x.outerStride())) *
+                   w_ih().transpose();
+
+    std::array<T*, kStates> cur{}, nxt{};
+    for (Index s = 0; s < kStates; ++s) {
+      cur[s] = state_.data() + s * B * H + b0 * H;
+      nxt[s] = state_.data() + (kStates + s) * B * H + b0 * H;
+      if (init[s])
+        std::copy(init[s] + b0 * H, init[s] + b1 * H, cur[s]);
+      else
+        std::fill(cur[s], cur[s] + Bs * H, T(0));
+    }
+    Rows<T> R = rows(hg_.data() + b0 * GH, Bs, GH);
+
+    for (Index k = 0; k < S; ++k) {
+      const Index t = direction_ == Direction::Forward ? k : S - 1 - k;
+      R.rowwise() = b_hh();
+      R.noalias() += rows<T>(cur[0], Bs, H) * w_hh().transpose();
+      if (training)
+        for (Index s = 0; s < kStates; ++s)
+          step_rows(prev_.data() + s * N * H + b0 * S * H, t, Bs, S, H, H) = rows<T>(cur[s], Bs, H);
+      Rows<T> extra = training ? step_rows(extra_.data() + b0 * S * EH, t, Bs, S, EH, EH)
+                               : rows(extra_.data() + b0 * EH, Bs, EH);
+      cell_.forward_step(step_rows(gates, t, Bs, S, GH, GH), R, const_views(cur, Bs),
+                         views(nxt, Bs), extra);
+
+      Rows<T> o = step_rows(out.data() + b0 * S * ld, t, Bs, S, H, ld);
+      if (t < min_length_) {
+        std::swap(cur, nxt);
+        o = rows<T>(cur[0], Bs, H);
+      } else {
+        for (Index b = 0; b < Bs; ++b) {
+          if (active(b0 + b, t)) {
+            for (Index s = 0; s < kStates; ++s)
+              std::copy(nxt[s] + b * H, nxt[s] + (b + 1) * H, cur[s] + b * H);
+            o.row(b) = rows<T>(cur[0], Bs, H).row(b);
+          } else {
+            o.row(b).setZero();
+          }
+        }
+      }
+    }
+    for (Index s = 0; s < kStates; ++s)
+      if (final_state[s]) std::copy(cur[s], cur[s] + Bs * H, final_state[s] + b0 * H);
+  }
+
+  // Back-propagation through time for samples [b0, b1): leaves dA (and dR) in the caches and
+  // writes d initial state.
+  void backward_slice(Index b0, Index b1, ConstRows<T> d_out, const StatePtrs& d_final,
+                      const StateOutPtrs& d_init, T* dr_base) {
+    using detail::rows;
+    using detail::step_rows;
+    const Index Bs = b1 - b0, B = batch_, S = steps_, H = hidden_, GH = kGates * H;
+    const Index EH = Cell::kExtra * H, N = B * S, ld = d_out.outerStride();
+    T* gates = gates_.data() + b0 * S * GH;
+    T* drs = dr_base + b0 * S * GH;
+
+    std::array<T*, kStates> dcur{}, dnxt{};
+    for (Index s = 0; s < kStates; ++s) {
+      dcur[s] = dstate_.data() + s * B * H + b0 * H;
+      dnxt[s] = dstate_.data() + (kStates + s) * B * H + b0 * H;
+      if (d_final[s])
+        std::copy(d_final[s] + b0 * H, d_final[s] + b1 * H, dcur[s]);
+      else
+        std::fill(dcur[s], dcur[s] + Bs * H, T(0));
+    }
+
+    for (Index k = 0; k < S; ++k) {
+      const Index t = direction_ == Direction::Forward ? S - 1 - k : k;
+      const bool all_active = t < min_length_;
+      Rows<T> a = step_rows(gates, t, Bs, S, GH, GH);
+      Rows<T> dr = step_rows(drs, t, Bs, S, GH, GH);
+      Rows<T> dh = rows<T>(dcur[0], Bs, H);
+      ConstRows<T> g = step_rows(d_out.data() + b0 * S * ld, t, Bs, S, H, ld);
+      if (all_active) {
+        dh += g;
+      } else {
+        for (Index b = 0; b < Bs; ++b)
+          if (active(b0 + b, t)) dh.row(b) += g.row(b);
+      }
+      auto prev = detail::make_array<kStates>([&](std::size_t s) {
+        return step_rows<T>(static_cast<const T*>(prev_.data()) + static_cast<Index>(s) * N * H +
+                                b0 * S * H,
+                            t, Bs, S, H, H);
+      });
+      cell_.backward_step(
+          a, dr, prev,
+          step_rows<T>(static_cast<const T*>(extra_.data()) + b0 * S * EH, t, Bs, S, EH, EH),
+          const_views(dcur, Bs), views(dnxt, Bs));
+      if (!all_active) {
+        for (Index b = 0; b < Bs; ++b)
+          if (!active(b0 + b, t)) {
+            a.row(b).setZero();
+            dr.row(b).setZero();
+          }
+      }
+      rows<T>(dnxt[0], Bs, H).noalias() += dr * w_hh();
+      if (!all_active) {
+        for (Index b = 0; b < Bs; ++b)
+          if (!active(b0 + b, t))
+            for (Index s = 0; s < kStates; ++s)
+              std::copy(dcur[s] + b * H, dcur[s] + (b + 1) * H, dnxt[s] + b * H);
+      }
+      std::swap(dcur, dnxt);
+    }
+    for (Index s = 0; s < kStates; ++s)
+      if (d_init[s]) std::copy(dcur[s], dcur[s] + Bs * H, d_init[s] + b0 * H);
+  }
+
   Index w_ih_offset() const { return 0; }
   Index w_hh_offset() const { return kGates * hidden_ * input_; }
   Index b_ih_offset() const { return w_hh_offset() + kGates * hidden_ * hidden_; }

@@ -1,0 +1,77 @@
+// Threads: recur splits its work across threads with OpenMP when the program is built with
+// it (-fopenmp, or CMake's OpenMP::OpenMP_CXX); without OpenMP everything runs on the calling
+// thread and these functions report 1.
+//
+//   recur::set_num_threads(2);   // default: OpenMP's (OMP_NUM_THREADS, else every core)
+//
+// A recurrent layer gives each thread a contiguous slice of the batch for the whole time loop
+// (samples are independent, so the threads never wait for each other inside the loop) and
+// splits the weight-gradient products by output rows. Eigen's own products inside a slice
+// run single-threaded (no oversubscription). Results are bit-for-bit reproducible for a given
+// number of threads.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+
+#include "recur/types.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace recur {
+
+namespace detail {
+inline std::atomic<int>& thread_setting() {
+  static std::atomic<int> n{0};  // 0: not set, use OpenMP's default
+  return n;
+}
+}  // namespace detail
+
+/// The number of threads recur uses (1 without OpenMP).
+inline int num_threads() {
+#if defined(_OPENMP)
+  const int n = detail::thread_setting().load();
+  return n > 0 ? n : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Sets the number of threads recur uses; n <= 0 restores the default.
+inline void set_num_threads(int n) { detail::thread_setting().store(n > 0 ? n : 0); }
+
+namespace detail {
+
+// Calls f(part, parts) for part in [0, parts) on `parts` threads (serially without OpenMP).
+template <class F>
+void parallel(int parts, F&& f) {
+#if defined(_OPENMP)
+  if (parts > 1) {
+#pragma omp parallel num_threads(parts)
+    f(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#else
+  (void)parts;
+#endif
+  f(0, 1);
+}
+
+// [begin, end) of part p when n items are cut into `parts` nearly equal contiguous ranges.
+inline std::pair<Index, Index> split(Index n, int p, int parts) {
+  const Index q = n / parts, r = n % parts;
+  const Index begin = p * q + std::min<Index>(p, r);
+  return {begin, begin + q + (p < r ? 1 : 0)};
+}
+
+// Threads worth using for `work` multiply-adds over `items` independent items.
+inline int threads_for(Index items, double work) {
+  const int n = num_threads();
+  if (n <= 1 || items < 2 || work < 2e5) return 1;
+  return static_cast<int>(std::min<Index>(n, items));
+}
+
+}  // namespace detail
+}  // namespace recur
