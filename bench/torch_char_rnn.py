@@ -17,23 +17,10 @@ import math
 import time
 
 import os
-import sys
 
+import torch_threads
 
-def _blas_threads():
-    # --threads N: N cores for PyTorch. The fastest arrangement measured on this machine
-    # (2 cores, PyTorch 1.13 + OpenBLAS 0.3.21) is OpenBLAS with N threads under a single
-    # intra-op thread: 2 x 2 nested threads oversubscribe the cores and run 2-3x slower.
-    n = "1"
-    for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            n = sys.argv[i + 1]
-        elif arg.startswith("--threads="):
-            n = arg.split("=", 1)[1]
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", n)
-
-
-_blas_threads()
+torch_threads.set_blas_threads()
 import torch  # noqa: E402  (after OPENBLAS_NUM_THREADS is set)
 import torch.nn as nn
 
@@ -88,7 +75,7 @@ def detach(state):
 def main():
     a = parse()
     torch.manual_seed(a.seed)
-    torch.set_num_threads(1)  # intra-op; BLAS gets a.threads (see _blas_threads)
+    torch.set_num_threads(1)  # intra-op; BLAS gets a.threads (see torch_threads.py)
     text = open(a.data, encoding="utf-8").read()
     chars = sorted(set(text))
     index = {c: i for i, c in enumerate(chars)}

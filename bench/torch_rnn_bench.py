@@ -12,24 +12,9 @@ import re
 import statistics
 import time
 
-import os
-import sys
+import torch_threads
 
-
-def _blas_threads():
-    # --threads N: N cores for PyTorch. The fastest arrangement measured on this machine
-    # (2 cores, PyTorch 1.13 + OpenBLAS 0.3.21) is OpenBLAS with N threads under a single
-    # intra-op thread: 2 x 2 nested threads oversubscribe the cores and run 2-3x slower.
-    n = "1"
-    for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            n = sys.argv[i + 1]
-        elif arg.startswith("--threads="):
-            n = arg.split("=", 1)[1]
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", n)
-
-
-_blas_threads()
+torch_threads.set_blas_threads()
 import torch  # noqa: E402  (after OPENBLAS_NUM_THREADS is set)
 
 SHAPES = [(64, 50, 256, 256, 1), (32, 100, 512, 512, 1), (50, 50, 65, 512, 2), (1, 100, 128, 128, 1)]
@@ -43,7 +28,7 @@ def main():
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--min-time", type=float, default=0.3, help="seconds per repetition")
     a = p.parse_args()
-    torch.set_num_threads(1)  # intra-op; BLAS gets a.threads (see _blas_threads)
+    torch.set_num_threads(1)  # intra-op; BLAS gets a.threads (see torch_threads.py)
     torch.manual_seed(0)
     for cell, cls in CELLS.items():
         for mode in ("Forward", "Train"):

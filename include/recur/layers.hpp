@@ -14,32 +14,12 @@
 
 #include "recur/detail/check.hpp"
 #include "recur/detail/dropout.hpp"
+#include "recur/detail/mode.hpp"
 #include "recur/types.hpp"
 
 namespace recur {
 
 namespace detail {
-
-// Train/eval switch and the "one backward per training forward" rule shared by the layers.
-class Mode {
- public:
-  void train(bool on = true) {
-    training_ = on;
-    has_forward_ = false;
-  }
-  void eval() { train(false); }
-  bool training() const { return training_; }
-
- protected:
-  void check_backward(const char* layer) {
-    if (!has_forward_)
-      throw std::logic_error(std::string(layer) +
-                             "::backward: needs a forward() in training mode first");
-    has_forward_ = false;
-  }
-  bool training_ = true;
-  bool has_forward_ = false;
-};
 
 template <class T>
 Parameter<T> make_parameter(std::string name, std::vector<Index> shape, T* value, T* grad) {
@@ -103,12 +83,13 @@ class Embedding : public detail::Mode {
 
   /// d_out: [B, T, dim] of the last training forward.
   void backward(const Tensor3<T>& d_out) {
-    check_backward("Embedding");
+    check_backward("Embedding::backward");
     detail::require(d_out.dimension(0) == ids_.dimension(0) &&
                         d_out.dimension(1) == ids_.dimension(1) && d_out.dimension(2) == dim_,
                     "Embedding::backward: d_out is ", detail::dims_str(d_out.dimensions()),
                     " but the forward's output is ",
                     detail::shape_str({ids_.dimension(0), ids_.dimension(1), dim_}));
+    has_forward_ = false;
     for (Index i = 0; i < ids_.size(); ++i) {
       T* g = grad_.data() + ids_.data()[i] * dim_;
       const T* d = d_out.data() + i * dim_;
@@ -183,11 +164,12 @@ class Linear : public detail::Mode {
 
   /// d_y: [B, T, out] of the last training forward; returns d x [B, T, in].
   Tensor3<T> backward(const Tensor3<T>& d_y) {
-    check_backward("Linear");
+    check_backward("Linear::backward");
     const Index B = x_.dimension(0), S = x_.dimension(1), N = B * S;
     detail::require(d_y.dimension(0) == B && d_y.dimension(1) == S && d_y.dimension(2) == out_,
                     "Linear::backward: d_y is ", detail::dims_str(d_y.dimensions()),
                     " but the forward's output is ", detail::shape_str({B, S, out_}));
+    has_forward_ = false;
     auto dY = detail_rows(d_y.data(), N, out_);
     Eigen::Map<Matrix<T>> dW(grads_.data(), out_, in_);
     dW.noalias() += dY.transpose() * detail_rows(x_.data(), N, in_);
@@ -240,11 +222,15 @@ class Dropout : public detail::Mode {
   }
 
   Tensor3<T> backward(const Tensor3<T>& d_y) {
-    check_backward("Dropout");
-    if (mask_.size() == 0) return d_y;
+    check_backward("Dropout::backward");
+    if (mask_.size() == 0) {
+      has_forward_ = false;
+      return d_y;
+    }
     detail::require(d_y.dimensions() == mask_.dimensions(), "Dropout::backward: d_y is ",
                     detail::dims_str(d_y.dimensions()), " but the forward's output is ",
                     detail::dims_str(mask_.dimensions()));
+    has_forward_ = false;
     return d_y * mask_;
   }
 

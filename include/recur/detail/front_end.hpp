@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "recur/detail/check.hpp"
+#include "recur/detail/mode.hpp"
 #include "recur/types.hpp"
 
 namespace recur {
 
 template <class Derived, class T, Index K>
-class SequenceLayer {
+class SequenceLayer : public detail::Mode {
  public:
   /// x: [batch, time, input_size]; initial.h (and .c for LSTM): [slots, batch, hidden] or
   /// empty (zeros), slots = num_layers * directions; lengths: empty or one per sample in
@@ -71,10 +72,7 @@ class SequenceLayer {
   /// gradients and returns d loss / d x and d loss / d initial state.
   Gradients<T> backward(const Tensor3<T>& d_output, const State<T>& d_state = {}) {
     Derived& self = derived();
-    if (!has_forward_)
-      throw std::logic_error(
-          "backward: needs a forward() in training mode first (eval-mode forwards keep no "
-          "caches, and each backward consumes the caches of one forward)");
+    check_backward("backward");
     const Index B = batch_, S = steps_, slots = self.state_slots(), H = self.hidden_size();
     const Index O = self.output_size(), F = self.input_size();
     detail::require(d_output.dimension(0) == B && d_output.dimension(1) == S &&
@@ -82,6 +80,7 @@ class SequenceLayer {
                     "backward: d_output is ", detail::dims_str(d_output.dimensions()),
                     " but the forward's output is ", detail::shape_str({B, S, O}));
     check_state(d_state, "d_state", slots, B, H);
+    has_forward_ = false;
     Gradients<T> g;
     g.input.resize(B, S, F);
     g.state.h.resize(slots, B, H);
@@ -94,20 +93,10 @@ class SequenceLayer {
       dfin[1] = d_state.c.size() ? d_state.c.data() : nullptr;
       dinit[1] = g.state.c.data();
     }
-    has_forward_ = false;
     self.backward_rows(ConstRows<T>(d_output.data(), B * S, O, Eigen::OuterStride<>(O)), dfin,
                        Rows<T>(g.input.data(), B * S, F, Eigen::OuterStride<>(F)), false, dinit);
     return g;
   }
-
-  /// Training mode (the default) keeps caches for backward and applies dropout; eval mode
-  /// keeps nothing.
-  void train(bool on = true) {
-    training_ = on;
-    has_forward_ = false;
-  }
-  void eval() { train(false); }
-  bool training() const { return training_; }
 
  private:
   Derived& derived() { return static_cast<Derived&>(*this); }
@@ -132,8 +121,6 @@ class SequenceLayer {
 
   Tensor3<T> x_;
   Index batch_ = 0, steps_ = 0;
-  bool training_ = true;
-  bool has_forward_ = false;
 };
 
 }  // namespace recur
