@@ -5,10 +5,13 @@
 #            entropy the binary reports
 # sample     sampling is deterministic for a seed and streams exactly --length characters
 # resume     a run resumed from a mid-run checkpoint writes the same final model, byte for byte
+# pytorch    the checkpoint loads into PyTorch with strict=True and gives the same greedy
+#            text (skipped, exit 77, without python3-torch)
 # interrupt  Ctrl-C saves a loadable checkpoint and exits with 130
 # bad_input  every bad input gives one error line on stderr and a non-zero exit, no crash/hang
 set -uo pipefail
 bin="$1"; work="$2"; scenario="$3"
+here="$(cd "$(dirname "$0")" && pwd)"
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -62,6 +65,15 @@ resume)
   timeout 300 "$bin" train "${args[@]}" --checkpoint-dir b --init-from "b/$(basename "$mid")" > resumed.txt || fail "resumed run failed"
   grep -q "resuming" resumed.txt || fail "did not resume"
   cmp "$final" "b/$(basename "$final")" || fail "the resumed run ended with different weights"
+  ;;
+pytorch)
+  # The checkpoint loads into PyTorch (strict=True) and gives the same greedy text.
+  [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "no python3-torch: skipped"; exit 77; }
+  make_text
+  timeout 300 "$bin" train "${small[@]}" --max-iters 60 --eval-every 60 >/dev/null || fail "train failed"
+  ours=$(timeout 60 "$bin" sample --checkpoint cv/best.safetensors --prime "the cat" --length 60 --argmax) || fail "sample failed"
+  theirs=$(/usr/bin/python3 "$here/load_in_pytorch.py" cv/best.safetensors "the cat" 60 2>/dev/null) || fail "PyTorch could not load the checkpoint"
+  [ "$ours" == "$theirs" ] || fail "PyTorch's greedy text differs: '$theirs' vs ours '$ours'"
   ;;
 interrupt)
   make_text
