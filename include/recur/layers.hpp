@@ -145,8 +145,8 @@ class Linear : public detail::Mode {
                     " features but in_features = ", in_, " (x is ",
                     detail::dims_str(x.dimensions()), ")");
     Tensor3<T> y(B, S, out_);
-    auto Y = detail_rows(y.data(), B * S, out_);
-    Y.noalias() = detail_rows(x.data(), B * S, in_) * weight().transpose();
+    auto Y = detail::rows(y.data(), B * S, out_);
+    Y.noalias() = detail::rows(x.data(), B * S, in_) * weight().transpose();
     if (bias_) Y.rowwise() += bias().transpose();
     if (training_) x_ = x;
     has_forward_ = training_;
@@ -170,23 +170,17 @@ class Linear : public detail::Mode {
                     "Linear::backward: d_y is ", detail::dims_str(d_y.dimensions()),
                     " but the forward's output is ", detail::shape_str({B, S, out_}));
     has_forward_ = false;
-    auto dY = detail_rows(d_y.data(), N, out_);
+    auto dY = detail::rows(d_y.data(), N, out_);
     Eigen::Map<Matrix<T>> dW(grads_.data(), out_, in_);
-    dW.noalias() += dY.transpose() * detail_rows(x_.data(), N, in_);
+    dW.noalias() += dY.transpose() * detail::rows(x_.data(), N, in_);
     if (bias_) Eigen::Map<Matrix<T>>(grads_.data() + out_ * in_, out_, 1) += dY.colwise().sum().transpose();
     Tensor3<T> dx(B, S, in_);
-    detail_rows(dx.data(), N, in_).noalias() = dY * weight();
+    detail::rows(dx.data(), N, in_).noalias() = dY * weight();
     return dx;
   }
 
  private:
-  static Eigen::Map<Matrix<T>> detail_rows(T* p, Index r, Index c) {
-    return Eigen::Map<Matrix<T>>(p, r, c);
-  }
-  static Eigen::Map<const Matrix<T>> detail_rows(const T* p, Index r, Index c) {
-    return Eigen::Map<const Matrix<T>>(p, r, c);
-  }
-  Eigen::Map<const Matrix<T>> weight() const { return detail_rows(params_.data(), out_, in_); }
+  Eigen::Map<const Matrix<T>> weight() const { return {params_.data(), out_, in_}; }
   Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>> bias() const {
     return Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(params_.data() + out_ * in_, out_);
   }

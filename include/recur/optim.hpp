@@ -233,14 +233,14 @@ class AdamBase : public Optimizer<T> {
     const T c1 = static_cast<T>(1 - o_.beta1), c2 = static_cast<T>(1 - o_.beta2);
     const T eps = static_cast<T>(o_.eps), wd = static_cast<T>(o_.weight_decay);
     auto m = this->slot(i, 0), v = this->slot(i, 1);
+    T* vmax = o_.amsgrad ? this->slot(i, 2).data() : nullptr;
     if (decoupled_ && o_.weight_decay != 0) p *= static_cast<T>(1 - this->lr_ * o_.weight_decay);
     for (Index k = 0; k < p.size(); ++k) {
       const T d = !decoupled_ && wd != 0 ? g[k] + wd * p[k] : g[k];
       m[k] = m[k] * b1 + c1 * d;
       v[k] = v[k] * b2 + c2 * (d * d);
       T vk = v[k];
-      if (o_.amsgrad) {
-        auto vmax = this->slot(i, 2);
+      if (vmax) {
         vmax[k] = std::max(vmax[k], v[k]);
         vk = vmax[k];
       }

@@ -61,15 +61,6 @@ template <class T>
 ConstRows<T> step_rows(const T* base, Index t, Index batch, Index steps, Index cols, Index ld) {
   return ConstRows<T>(base + t * ld, batch, cols, Eigen::OuterStride<>(steps * ld));
 }
-template <class T>
-Rows<T> rows(T* p, Index r, Index c) {
-  return Rows<T>(p, r, c, Eigen::OuterStride<>(c));
-}
-template <class T>
-ConstRows<T> rows(const T* p, Index r, Index c) {
-  return ConstRows<T>(p, r, c, Eigen::OuterStride<>(c));
-}
-
 template <class F, std::size_t... I>
 auto make_array_impl(F&& f, std::index_sequence<I...>) {
   return std::array<decltype(f(std::size_t{0})), sizeof...(I)>{f(I)...};

@@ -70,6 +70,18 @@ struct Gradients {
   State<T> state;
 };
 
+namespace detail {
+// r x c contiguous rows at p, as the row views every layer computes on.
+template <class T>
+Rows<T> rows(T* p, Index r, Index c) {
+  return Rows<T>(p, r, c, Eigen::OuterStride<>(c));
+}
+template <class T>
+ConstRows<T> rows(const T* p, Index r, Index c) {
+  return ConstRows<T>(p, r, c, Eigen::OuterStride<>(c));
+}
+}  // namespace detail
+
 /// A named parameter: writable views of its value and its gradient over contiguous row-major
 /// storage owned by the layer. `shape` is PyTorch's ([rows, cols] for weights, [n] for biases);
 /// the views are rows x cols (biases n x 1).
