@@ -45,6 +45,7 @@
 
 #include "recur/detail/check.hpp"
 #include "recur/detail/front_end.hpp"
+#include "recur/detail/gemm.hpp"
 #include "recur/threads.hpp"
 #include "recur/types.hpp"
 
@@ -78,11 +79,6 @@ std::array<P, K> offset(const std::array<P, K>& p, Index by) {
   for (auto& e : q)
     if (e) e += by;
   return q;
-}
-
-template <class V>
-void grow(V& v, std::size_t n) {
-  if (v.size() < n) v.resize(n);
 }
 
 }  // namespace detail
@@ -163,9 +159,10 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
 
     // Samples are independent: each thread runs the whole loop for a slice of the batch.
     const int parts = detail::threads_for(B, static_cast<double>(N) * GH * (input_ + H));
+    prepare_gemms(detail::WeightOp::Transposed, B, S);
     detail::parallel(parts, [&](int p, int n) {
       const auto [b0, b1] = detail::split(B, p, n);
-      if (b1 > b0) forward_slice(b0, b1, x, S, init, out, final_state, training);
+      if (b1 > b0) forward_slice(b0, b1, x, S, init, out, final_state, training, work(p));
     });
     if (training) {
       x_ = x.data();
@@ -192,9 +189,10 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     T* dr_base = Cell::kSameGateGrads ? gates_.data() : dhg_.data();
 
     const int parts = detail::threads_for(B, static_cast<double>(N) * GH * H);
+    prepare_gemms(detail::WeightOp::AsIs, B, S);
     detail::parallel(parts, [&](int p, int n) {
       const auto [b0, b1] = detail::split(B, p, n);
-      if (b1 > b0) backward_slice(b0, b1, d_out, d_final, d_init, dr_base);
+      if (b1 > b0) backward_slice(b0, b1, d_out, d_final, d_init, dr_base, work(p));
     });
 
     // Input and weight gradients: big GEMMs over all steps.
@@ -208,10 +206,9 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       if (d_x.data()) {
         const auto [b0, b1] = detail::split(B, p, n);
         const Index r0 = b0 * S, nr = (b1 - b0) * S;
-        if (accumulate_dx)
-          d_x.middleRows(r0, nr).noalias() += dA.middleRows(r0, nr) * w_ih();
-        else
-          d_x.middleRows(r0, nr).noalias() = dA.middleRows(r0, nr) * w_ih();
+        if (!accumulate_dx) d_x.middleRows(r0, nr).setZero();
+        input_gemm(dA.data() + r0 * GH, nr, GH, d_x.data() + r0 * d_x.outerStride(),
+                   d_x.outerStride(), work(p));
       }
       const auto [g0, g1] = detail::split(GH, p, n);
       const Index ng = g1 - g0;
@@ -230,14 +227,15 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   std::size_t workspace_bytes() const {
     return sizeof(T) * (gates_.capacity() + hg_.capacity() + state_.capacity() +
                         extra_.capacity() + prev_.capacity() + dhg_.capacity() +
-                        dstate_.capacity());
+                        dstate_.capacity() + gemm_work_.capacity()) +
+           w_ih_packed_.bytes() + w_hh_packed_.bytes();
   }
 
  private:
   // The time loop for samples [b0, b1): every buffer is batch-major, so the slice is a
   // contiguous block of rows of each.
   void forward_slice(Index b0, Index b1, ConstRows<T> x, Index S, const StatePtrs& init,
-                     Rows<T> out, const StateOutPtrs& final_state, bool training) {
+                     Rows<T> out, const StateOutPtrs& final_state, bool training, T* work) {
     using detail::rows;
     using detail::step_rows;
     const Index Bs = b1 - b0, B = batch_, H = hidden_, GH = kGates * H, EH = Cell::kExtra * H;
@@ -247,9 +245,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     // Input projection of every time step: one GEMM.
     Rows<T> A = rows(gates, Bs * S, GH);
     A.rowwise() = b_ih();
-    A.noalias() += ConstRows<T>(x.data() + b0 * S * x.outerStride(), Bs * S, input_,
-                                Eigen::OuterStride<>(x.outerStride())) *
-                   w_ih().transpose();
+    input_gemm(x.data() + b0 * S * x.outerStride(), Bs * S, x.outerStride(), gates, GH, work);
 
     std::array<T*, kStates> cur{}, nxt{};
     for (Index s = 0; s < kStates; ++s) {
@@ -265,7 +261,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     for (Index k = 0; k < S; ++k) {
       const Index t = direction_ == Direction::Forward ? k : S - 1 - k;
       R.rowwise() = b_hh();
-      R.noalias() += rows<T>(cur[0], Bs, H) * w_hh().transpose();
+      recurrent_gemm(cur[0], Bs, H, R.data(), GH, work);
       if (training)
         for (Index s = 0; s < kStates; ++s)
           step_rows(prev_.data() + s * N * H + b0 * S * H, t, Bs, S, H, H) = rows<T>(cur[s], Bs, H);
@@ -297,7 +293,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   // Back-propagation through time for samples [b0, b1): leaves dA (and dR) in the caches and
   // writes d initial state.
   void backward_slice(Index b0, Index b1, ConstRows<T> d_out, const StatePtrs& d_final,
-                      const StateOutPtrs& d_init, T* dr_base) {
+                      const StateOutPtrs& d_init, T* dr_base, T* work) {
     using detail::rows;
     using detail::step_rows;
     const Index Bs = b1 - b0, B = batch_, S = steps_, H = hidden_, GH = kGates * H;
@@ -344,7 +340,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
             dr.row(b).setZero();
           }
       }
-      rows<T>(dnxt[0], Bs, H).noalias() += dr * w_hh();
+      recurrent_gemm(dr.data(), Bs, dr.outerStride(), dnxt[0], H, work);
       if (!all_active) {
         for (Index b = 0; b < Bs; ++b)
           if (!active(b0 + b, t))
@@ -355,6 +351,45 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     }
     for (Index s = 0; s < kStates; ++s)
       if (d_init[s]) std::copy(dcur[s], dcur[s] + Bs * H, d_init[s] + b0 * H);
+  }
+
+  // The weight GEMMs, y += x * op(W) with op as prepared (W^T forward, W backward): with the
+  // weights packed once per call into detail::PackedWeight's panels when there are several
+  // steps and samples, else Eigen's products (a single step would not repay the packing, and
+  // batch 1 gets Eigen's matrix-vector product).
+  void prepare_gemms(detail::WeightOp op, Index B, Index S) {
+    op_ = op;
+    use_packed_ = S >= 2 && B >= 2;
+    if (!use_packed_) return;
+    const Index GH = kGates * hidden_;
+    w_hh_packed_.pack(params_.data() + w_hh_offset(), GH, hidden_, op);
+    w_ih_packed_.pack(params_.data() + w_ih_offset(), GH, input_, op);
+    const int threads = std::max(1, num_threads());
+    const Index slice = (B + threads - 1) / threads;
+    work_stride_ = (std::max(w_hh_packed_.workspace_size(slice),
+                             w_ih_packed_.workspace_size(B * S)) + 15) / 16 * 16;
+    detail::grow(gemm_work_, static_cast<std::size_t>(work_stride_ * threads));
+  }
+  T* work(int p) { return use_packed_ ? gemm_work_.data() + p * work_stride_ : nullptr; }
+  // h W_hh^T (forward) or dR W_hh (backward) for one step of a slice.
+  void recurrent_gemm(const T* x, Index m, Index ldx, T* y, Index ldy, T* work) const {
+    if (use_packed_) return w_hh_packed_.multiply(x, m, ldx, y, ldy, work);
+    eigen_gemm(w_hh(), x, m, ldx, y, ldy);
+  }
+  // X W_ih^T (forward) or dA W_ih (backward) for many rows.
+  void input_gemm(const T* x, Index m, Index ldx, T* y, Index ldy, T* work) const {
+    if (use_packed_) return w_ih_packed_.multiply(x, m, ldx, y, ldy, work);
+    eigen_gemm(w_ih(), x, m, ldx, y, ldy);
+  }
+  void eigen_gemm(Eigen::Map<const Matrix<T>> w, const T* x, Index m, Index ldx, T* y,
+                  Index ldy) const {
+    const bool t = op_ == detail::WeightOp::Transposed;
+    ConstRows<T> xs(x, m, t ? w.cols() : w.rows(), Eigen::OuterStride<>(ldx));
+    Rows<T> ys(y, m, t ? w.rows() : w.cols(), Eigen::OuterStride<>(ldy));
+    if (t)
+      ys.noalias() += xs * w.transpose();
+    else
+      ys.noalias() += xs * w;
   }
 
   Index w_ih_offset() const { return 0; }
@@ -418,6 +453,11 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   detail::Buffer<T> state_;   // 2 x kStates x [B, H]: current and next state
   detail::Buffer<T> dhg_;     // [B*T, G*H]: dR, for cells whose dR differs from dA
   detail::Buffer<T> dstate_;  // 2 x kStates x [B, H]
+  detail::PackedWeight<T> w_ih_packed_, w_hh_packed_;  // weights in the kernel's panels
+  detail::Buffer<T> gemm_work_;  // per thread: the packed rows of the current product
+  Index work_stride_ = 0;
+  detail::WeightOp op_ = detail::WeightOp::Transposed;
+  bool use_packed_ = false;
   std::vector<Index> lengths_;
   Index batch_ = 0, steps_ = 0, min_length_ = 0;
   const T* x_ = nullptr;

@@ -21,6 +21,12 @@ namespace detail {
 /// bit-for-bit reproducible (they would otherwise depend on where malloc put a buffer).
 template <class T>
 using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
+
+/// Workspaces grow to the largest call seen and are reused (no allocation once warm).
+template <class V>
+void grow(V& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
 }  // namespace detail
 
 /// Integer token ids [batch, time] (inputs of Embedding, targets of cross_entropy).
