@@ -1,7 +1,8 @@
 // detail::PackedWeight (the packed-weight GEMM under every recurrent layer) against Eigen's
 // product, over shapes that hit every path of the kernel: full and partial weight panels
 // (n around multiples of 3 packets), every tail width of X's row panels (m = 1..20), depths
-// that are not multiples of the k-unrolling, row blocking (m above a block), row strides.
+// that are not multiples of the k-unrolling, row and depth blocking, row strides of W, X and
+// Y, and X given transposed (the weight-gradient products).
 #include <gtest/gtest.h>
 
 #include <recur/detail/gemm.hpp>
@@ -13,24 +14,29 @@ using recur::Matrix;
 using recur::detail::WeightOp;
 
 template <class T>
-void check(Index m, Index n, Index k, WeightOp op, Index pad) {
+void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false) {
   const bool t = op == WeightOp::Transposed;
-  Matrix<T> w = Matrix<T>::Random(t ? n : k, t ? k : n);
-  Matrix<T> x = Matrix<T>::Random(m, k + pad);  // row stride k + pad
+  const Index wr = t ? n : k, wc = t ? k : n;
+  Matrix<T> wpad = Matrix<T>::Random(wr, wc + pad);  // W with row stride wc + pad
+  Matrix<T> w = wpad.leftCols(wc);
+  // X [m, k] with row stride k + pad, or X^T [k, m] with row stride m + pad.
+  Matrix<T> xs = xt ? Matrix<T>(Matrix<T>::Random(k, m + pad)) : Matrix<T>(Matrix<T>::Random(m, k + pad));
+  Matrix<T> x = xt ? Matrix<T>(xs.leftCols(m).transpose()) : Matrix<T>(xs.leftCols(k));
   Matrix<T> y0 = Matrix<T>::Random(m, n + pad);
   recur::detail::PackedWeight<T> pw;
-  pw.pack(w.data(), w.rows(), w.cols(), op);
+  pw.pack(wpad.data(), wr, wc, op, wpad.cols());
   recur::detail::Buffer<T> work(static_cast<std::size_t>(pw.workspace_size(m)));
   Matrix<T> y = y0;
-  pw.multiply(x.data(), m, x.cols(), y.data(), y.cols(), work.data());
+  pw.multiply(xs.data(), m, xs.cols(), y.data(), y.cols(), work.data(), xt);
   Matrix<T> ref = y0;
   if (t)
-    ref.leftCols(n) += x.leftCols(k) * w.transpose();
+    ref.leftCols(n) += x * w.transpose();
   else
-    ref.leftCols(n) += x.leftCols(k) * w;
+    ref.leftCols(n) += x * w;
   const double tol = (std::is_same_v<T, float> ? 2e-5 : 1e-13) * static_cast<double>(k);
   ASSERT_LE(static_cast<double>((ref - y).cwiseAbs().maxCoeff()), tol)
-      << "m=" << m << " n=" << n << " k=" << k << " op=" << (t ? "W^T" : "W") << " pad=" << pad;
+      << "m=" << m << " n=" << n << " k=" << k << " op=" << (t ? "W^T" : "W") << " pad=" << pad
+      << " x_transposed=" << xt;
   // Padding columns of y untouched.
   if (pad) {
     ASSERT_EQ(y.rightCols(pad), y0.rightCols(pad));
@@ -43,10 +49,11 @@ void sweep() {
     for (Index m : {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 20})
       for (Index n : {1, 5, 16, 47, 48, 49, 96, 100})
         for (Index k : {1, 3, 6, 33})
-          check<T>(m, n, k, op, (m + n + k) % 3);
-  // Row blocking: more rows than one block of packed X holds (k large).
+          for (bool xt : {false, true}) check<T>(m, n, k, op, (m + n + k) % 3, xt);
+  // Row and depth blocking: more rows than one block of packed X holds, depth > one block.
   check<T>(300, 64, 1500, WeightOp::Transposed, 1);
   check<T>(300, 50, 1500, WeightOp::AsIs, 0);
+  check<T>(130, 50, 1100, WeightOp::AsIs, 2, true);
 }
 
 TEST(PackedWeight, MatchesEigenFloat) { sweep<float>(); }

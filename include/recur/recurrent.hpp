@@ -200,6 +200,13 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     ConstRows<T> dR = rows<T>(static_cast<const T*>(dr_base), N, GH);
     ConstRows<T> X(x_, N, input_, Eigen::OuterStride<>(ldx_));
     ConstRows<T> Hp = rows<T>(static_cast<const T*>(prev_.data()), N, H);
+    // dW_ih += dA^T X and dW_hh += dR^T H_prev: X and H_prev take the place of the packed
+    // weight (W_hh's packing is no longer needed), dA^T and dR^T are read transposed.
+    if (use_packed_) {
+      x_packed_.pack(x_, N, input_, detail::WeightOp::AsIs, ldx_);
+      w_hh_packed_.pack(prev_.data(), N, H, detail::WeightOp::AsIs);
+      reserve_work(std::max(x_packed_.workspace_size(GH), w_hh_packed_.workspace_size(GH)));
+    }
     // Split by rows of the results: d_x by samples, the weight gradients by gate rows.
     const int gparts = detail::threads_for(GH, static_cast<double>(N) * GH * (input_ + H));
     detail::parallel(gparts, [&](int p, int n) {
@@ -212,12 +219,24 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       }
       const auto [g0, g1] = detail::split(GH, p, n);
       const Index ng = g1 - g0;
-      grad_map(w_ih_offset(), GH, input_).middleRows(g0, ng).noalias() +=
-          dA.middleCols(g0, ng).transpose() * X;
-      grad_map(w_hh_offset(), GH, H).middleRows(g0, ng).noalias() +=
-          dR.middleCols(g0, ng).transpose() * Hp;
-      grad_map(b_ih_offset(), 1, GH).middleCols(g0, ng) += dA.middleCols(g0, ng).colwise().sum();
-      grad_map(b_hh_offset(), 1, GH).middleCols(g0, ng) += dR.middleCols(g0, ng).colwise().sum();
+      if (use_packed_) {
+        x_packed_.multiply(dA.data() + g0, ng, GH, grads_.data() + w_ih_offset() + g0 * input_,
+                           input_, work(p), /*x_transposed=*/true);
+        w_hh_packed_.multiply(dR.data() + g0, ng, GH, grads_.data() + w_hh_offset() + g0 * H, H,
+                              work(p), /*x_transposed=*/true);
+      } else {
+        grad_map(w_ih_offset(), GH, input_).middleRows(g0, ng).noalias() +=
+            dA.middleCols(g0, ng).transpose() * X;
+        grad_map(w_hh_offset(), GH, H).middleRows(g0, ng).noalias() +=
+            dR.middleCols(g0, ng).transpose() * Hp;
+      }
+      // Bias gradients: column sums, taken row by row (contiguous, vectorised).
+      auto db_ih = grad_map(b_ih_offset(), 1, GH).middleCols(g0, ng);
+      auto db_hh = grad_map(b_hh_offset(), 1, GH).middleCols(g0, ng);
+      for (Index r = 0; r < N; ++r) {
+        db_ih += dA.row(r).segment(g0, ng);
+        db_hh += dR.row(r).segment(g0, ng);
+      }
     });
     cached_ = false;
   }
@@ -228,7 +247,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     return sizeof(T) * (gates_.capacity() + hg_.capacity() + state_.capacity() +
                         extra_.capacity() + prev_.capacity() + dhg_.capacity() +
                         dstate_.capacity() + gemm_work_.capacity()) +
-           w_ih_packed_.bytes() + w_hh_packed_.bytes();
+           w_ih_packed_.bytes() + w_hh_packed_.bytes() + x_packed_.bytes();
   }
 
  private:
@@ -366,9 +385,13 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     w_ih_packed_.pack(params_.data() + w_ih_offset(), GH, input_, op);
     const int threads = std::max(1, num_threads());
     const Index slice = (B + threads - 1) / threads;
-    work_stride_ = (std::max(w_hh_packed_.workspace_size(slice),
-                             w_ih_packed_.workspace_size(B * S)) + 15) / 16 * 16;
-    detail::grow(gemm_work_, static_cast<std::size_t>(work_stride_ * threads));
+    work_stride_ = 0;
+    reserve_work(std::max(w_hh_packed_.workspace_size(slice), w_ih_packed_.workspace_size(B * S)));
+  }
+  // Per-thread scratch of at least `per_thread` elements (64-byte apart slots).
+  void reserve_work(Index per_thread) {
+    work_stride_ = std::max(work_stride_, (per_thread + 15) / 16 * 16);
+    detail::grow(gemm_work_, static_cast<std::size_t>(work_stride_ * std::max(1, num_threads())));
   }
   T* work(int p) { return use_packed_ ? gemm_work_.data() + p * work_stride_ : nullptr; }
   // h W_hh^T (forward) or dR W_hh (backward) for one step of a slice.
@@ -454,6 +477,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   detail::Buffer<T> dhg_;     // [B*T, G*H]: dR, for cells whose dR differs from dA
   detail::Buffer<T> dstate_;  // 2 x kStates x [B, H]
   detail::PackedWeight<T> w_ih_packed_, w_hh_packed_;  // weights in the kernel's panels
+  detail::PackedWeight<T> x_packed_;  // backward: the layer's input, for dW_ih
   detail::Buffer<T> gemm_work_;  // per thread: the packed rows of the current product
   Index work_stride_ = 0;
   detail::WeightOp op_ = detail::WeightOp::Transposed;

@@ -31,6 +31,15 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+// Keeps a loaded weight packet in a register: compilers otherwise fold the load into each of
+// the NR multiply-adds that use it, and the load ports (one 512-bit load per cycle on Zen 4)
+// become the bottleneck instead of the FMA units (measured: ~10% of the kernel's speed).
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define RECUR_IN_REGISTER(x) __asm__("" : "+v"(x))
+#else
+#define RECUR_IN_REGISTER(x) (void)0
+#endif
+
 namespace recur::detail {
 
 enum class WeightOp { Transposed, AsIs };
@@ -44,24 +53,27 @@ class PackedWeight {
   static constexpr Index NR = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 4;
 
  public:
-  /// Packs op(W) for products X * op(W). W is row-major, `rows` x `cols`.
-  void pack(const T* w, Index rows, Index cols, WeightOp op) {
+  /// Packs op(W) for products X * op(W). W is row-major, `rows` x `cols`, rows `ld` apart
+  /// (default: cols).
+  void pack(const T* w, Index rows, Index cols, WeightOp op, Index ld = 0) {
+    if (ld == 0) ld = cols;
     n_ = op == WeightOp::Transposed ? rows : cols;
     k_ = op == WeightOp::Transposed ? cols : rows;
     const Index panels = (n_ + MR - 1) / MR;
     grow(packed_, static_cast<std::size_t>(panels * MR * k_));
     // Panel p holds outputs [p*MR, p*MR + MR) for every kk, k-major: d[kk * MR + i]; the
-    // rows past n are zero.
+    // rows past n are zero. (A depth block of a panel is then contiguous too.)
     for (Index p = 0; p < panels; ++p) {
       T* d = packed_.data() + p * MR * k_;
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0);
       if (op == WeightOp::Transposed) {  // op(W)[kk, i] = w[i, kk]: read rows of w
         for (Index i = 0; i < ni; ++i) {
-          const T* src = w + (i0 + i) * cols;
+          const T* src = w + (i0 + i) * ld;
           for (Index kk = 0; kk < k_; ++kk) d[kk * MR + i] = src[kk];
         }
       } else {  // op(W)[kk, i] = w[kk, i]
-        for (Index kk = 0; kk < k_; ++kk) std::copy(w + kk * cols + i0, w + kk * cols + i0 + ni, d + kk * MR);
+        for (Index kk = 0; kk < k_; ++kk)
+          std::copy(w + kk * ld + i0, w + kk * ld + i0 + ni, d + kk * MR);
       }
       if (ni < MR)
         for (Index kk = 0; kk < k_; ++kk) std::fill(d + kk * MR + ni, d + kk * MR + MR, T(0));
@@ -75,81 +87,107 @@ class PackedWeight {
   /// Scratch (in elements) that multiply() needs for an m-row X.
   Index workspace_size(Index m) const {
     const Index mb = std::min(m, block_rows());
-    return k_ * ((mb + NR - 1) / NR) * NR + MR * NR + P;
+    return std::min(k_, kKc) * ((mb + NR - 1) / NR) * NR + MR * NR + P;
   }
 
-  /// Y[m, n] (row stride ldy) += X[m, k] (row stride ldx) * op(W). `work`: workspace_size(m)
-  /// elements. Allocates nothing. Rows are taken in blocks whose packed copy stays in L2
-  /// while every weight panel streams past it.
-  void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work) const {
+  /// Y[m, n] (row stride ldy) += X[m, k] * op(W), where X[r, kk] = x[r * ldx + kk], or
+  /// x[kk * ldx + r] with x_transposed (X given as the [k, m] matrix X^T). `work`:
+  /// workspace_size(m) elements. Allocates nothing. Blocked like any GEMM: a block of X
+  /// (rows x depth) is packed so that it stays in L2 while the weight panels stream past it.
+  void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work,
+                bool x_transposed = false) const {
     const Index mb = block_rows();
     for (Index r = 0; r < m; r += mb)
-      multiply_block(x + r * ldx, std::min(mb, m - r), ldx, y + r * ldy, ldy, work);
+      for (Index k0 = 0; k0 < k_; k0 += kKc) {
+        const T* xb = x_transposed ? x + k0 * ldx + r : x + r * ldx + k0;
+        multiply_block(xb, std::min(mb, m - r), ldx, x_transposed, k0, std::min(kKc, k_ - k0),
+                       y + r * ldy, ldy, work);
+      }
   }
 
  private:
+  static constexpr Index kKc = 512;  // depth block
   // Rows of X per block: its packed copy takes about 128 KiB.
   Index block_rows() const {
-    const Index rows = (Index{128 * 1024} / static_cast<Index>(sizeof(T))) / std::max<Index>(k_, 1);
+    const Index depth = std::max<Index>(std::min(k_, kKc), 1);
+    const Index rows = (Index{128 * 1024} / static_cast<Index>(sizeof(T))) / depth;
     return std::max(NR, rows / NR * NR);
   }
 
-  void multiply_block(const T* x, Index m, Index ldx, T* y, Index ldy, T* work) const {
+  // Y[m, n] += X[m, k0:k0+kc] * op(W)[k0:k0+kc, :]; x points at X[0, k0].
+  void multiply_block(const T* x, Index m, Index ldx, bool xt, Index k0, Index kc, T* y,
+                      Index ldy, T* work) const {
     // Pack X in panels of NR rows (the last one narrower), k-major: b[kk * width + c].
     const Index full = m / NR, rest = m - full * NR;
     const Index tail = rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest;
-    for (Index j = 0; j <= full; ++j) {
-      const Index width = j < full ? NR : tail, rows = j < full ? NR : rest;
-      if (width == 0) break;
-      T* d = work + j * NR * k_;
-      for (Index c = 0; c < rows; ++c) {
-        const T* src = x + (j * NR + c) * ldx;
-        for (Index kk = 0; kk < k_; ++kk) d[kk * width + c] = src[kk];
+    if (xt) {  // one contiguous row of X^T at a time, spread over the panels
+      for (Index kk = 0; kk < kc; ++kk) {
+        const T* src = x + kk * ldx;
+        for (Index j = 0; j < full; ++j)
+          std::copy(src + j * NR, src + j * NR + NR, work + j * NR * kc + kk * NR);
+        if (tail > 0) {
+          T* d = work + full * NR * kc + kk * tail;
+          std::copy(src + full * NR, src + m, d);
+          std::fill(d + rest, d + tail, T(0));
+        }
       }
-      for (Index c = rows; c < width; ++c)
-        for (Index kk = 0; kk < k_; ++kk) d[kk * width + c] = T(0);
+    } else {
+      for (Index j = 0; j <= full; ++j) {
+        const Index width = j < full ? NR : tail, rows = j < full ? NR : rest;
+        if (width == 0) break;
+        T* d = work + j * NR * kc;
+        for (Index c = 0; c < rows; ++c) {
+          const T* src = x + (j * NR + c) * ldx;
+          for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = src[kk];
+        }
+        for (Index c = rows; c < width; ++c)
+          for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = T(0);
+      }
     }
-    T* spill = work + (full + (tail > 0)) * NR * k_;  // MR x NR, for the last partial panel
+    T* spill = work + (full + (tail > 0)) * NR * kc;  // MR x NR, for the last partial panel
     const Index panels = (n_ + MR - 1) / MR;
     for (Index p = 0; p < panels; ++p) {
-      const T* a = packed_.data() + p * MR * k_;
+      const T* a = packed_.data() + p * MR * k_ + k0 * MR;
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0);
       for (Index j = 0; j < full; ++j)
-        tile<NR, 1>(a, work + j * NR * k_, y + j * NR * ldy + i0, ldy, ni, NR, spill);
+        tile<NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy + i0, ldy, ni, NR, spill);
       if (tail == 0) continue;
-      const T* b = work + full * NR * k_;
+      const T* b = work + full * NR * kc;
       T* yt = y + full * NR * ldy + i0;
       // Narrow tiles have few accumulators: unroll k into independent sets to hide latency.
       if constexpr (NR == 8) {
         if (tail == 8) {
-          tile<8, 1>(a, b, yt, ldy, ni, rest, spill);
+          tile<8, 1>(a, b, kc, yt, ldy, ni, rest, spill);
           continue;
         }
       }
       if (tail == 4)
-        tile<4, 1>(a, b, yt, ldy, ni, rest, spill);
+        tile<4, 1>(a, b, kc, yt, ldy, ni, rest, spill);
       else if (tail == 2)
-        tile<2, 2>(a, b, yt, ldy, ni, rest, spill);
+        tile<2, 2>(a, b, kc, yt, ldy, ni, rest, spill);
       else
-        tile<1, 4>(a, b, yt, ldy, ni, rest, spill);
+        tile<1, 4>(a, b, kc, yt, ldy, ni, rest, spill);
     }
   }
 
-  // y[c, i] += sum_kk a[kk * MR + i] * b[kk * N + c]  for c < nc, i < ni.
+  // y[c, i] += sum_{kk < kc} a[kk * MR + i] * b[kk * N + c]  for c < nc, i < ni.
   template <int N, int KU>
-  void tile(const T* a, const T* b, T* y, Index ldy, Index ni, Index nc, T* spill) const {
+  void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc,
+            T* spill) const {
     using namespace Eigen::internal;
     Packet acc[KU][MP][N];
     for (int u = 0; u < KU; ++u)
       for (int r = 0; r < MP; ++r)
         for (int c = 0; c < N; ++c) acc[u][r][c] = pset1<Packet>(T(0));
     Index kk = 0;
-    for (; kk + KU <= k_; kk += KU) {
+    for (; kk + KU <= kc; kk += KU) {
       for (int u = 0; u < KU; ++u) {
         const T* ak = a + (kk + u) * MR;
         const T* bk = b + (kk + u) * N;
-        const Packet a0 = pload<Packet>(ak), a1 = pload<Packet>(ak + P),
-                     a2 = pload<Packet>(ak + 2 * P);
+        Packet a0 = pload<Packet>(ak), a1 = pload<Packet>(ak + P), a2 = pload<Packet>(ak + 2 * P);
+        RECUR_IN_REGISTER(a0);
+        RECUR_IN_REGISTER(a1);
+        RECUR_IN_REGISTER(a2);
         for (int c = 0; c < N; ++c) {
           const Packet bc = pset1<Packet>(bk[c]);
           acc[u][0][c] = pmadd(a0, bc, acc[u][0][c]);
@@ -158,11 +196,13 @@ class PackedWeight {
         }
       }
     }
-    for (; kk < k_; ++kk) {
+    for (; kk < kc; ++kk) {
       const T* ak = a + kk * MR;
       const T* bk = b + kk * N;
-      const Packet a0 = pload<Packet>(ak), a1 = pload<Packet>(ak + P),
-                   a2 = pload<Packet>(ak + 2 * P);
+      Packet a0 = pload<Packet>(ak), a1 = pload<Packet>(ak + P), a2 = pload<Packet>(ak + 2 * P);
+      RECUR_IN_REGISTER(a0);
+      RECUR_IN_REGISTER(a1);
+      RECUR_IN_REGISTER(a2);
       for (int c = 0; c < N; ++c) {
         const Packet bc = pset1<Packet>(bk[c]);
         acc[0][0][c] = pmadd(a0, bc, acc[0][0][c]);
@@ -196,6 +236,8 @@ class PackedWeight {
 };
 
 }  // namespace recur::detail
+
+#undef RECUR_IN_REGISTER
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
