@@ -2,7 +2,7 @@
 // torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
 // ignore_index=...) with mean reduction over the counted tokens. A token counts when its step
 // is inside its sample's length (when lengths are given) and its target is not ignore_index.
-// Numerically stable (log-sum-exp, accumulated in double). Returns the loss and d loss /
+// Numerically stable (log-sum-exp; sums and the loss accumulated in double). Threaded by rows. Returns the loss and d loss /
 // d logits; when no token counts the loss is 0 and the gradient is zero (PyTorch gives NaN).
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "recur/detail/check.hpp"
+#include "recur/threads.hpp"
 #include "recur/types.hpp"
 
 namespace recur {
@@ -56,23 +57,32 @@ Loss<T> cross_entropy(const Tensor3<T>& logits, const Tokens& targets,
   r.d_logits.setZero();
   if (r.count == 0) return r;
   const double inv = 1.0 / static_cast<double>(r.count);
-  double total = 0;
-  for (Index b = 0; b < B; ++b)
-    for (Index t = 0; t < S; ++t) {
+  // Rows are independent: threads take contiguous blocks of them (exp is most of the cost);
+  // each block's loss is summed on its own, then the blocks in order.
+  const Index N = B * S;
+  const int parts = detail::threads_for(N, 20.0 * static_cast<double>(N) * V);
+  std::vector<double> partial(static_cast<std::size_t>(std::max(parts, 1)), 0.0);
+  detail::parallel(parts, [&](int p, int n) {
+    const auto [r0, r1] = detail::split(N, p, n);
+    double total = 0;
+    for (Index row = r0; row < r1; ++row) {
+      const Index b = row / S, t = row % S;
       if (!counted(b, t)) continue;
-      const Index row = b * S + t;
-      const T* z = logits.data() + row * V;
-      T* d = r.d_logits.data() + row * V;
-      const double m = static_cast<double>(*std::max_element(z, z + V));
-      double sum = 0;
-      for (Index k = 0; k < V; ++k) sum += std::exp(static_cast<double>(z[k]) - m);
-      const double lse = m + std::log(sum);
-      total += lse - static_cast<double>(z[targets(b, t)]);
-      for (Index k = 0; k < V; ++k)
-        d[k] = static_cast<T>(std::exp(static_cast<double>(z[k]) - lse) * inv);
       const Index y = targets(b, t);
-      d[y] = static_cast<T>((std::exp(static_cast<double>(z[y]) - lse) - 1.0) * inv);
+      Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>> z(logits.data() + row * V, V);
+      Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>> d(r.d_logits.data() + row * V, V);
+      const T m = z.maxCoeff();
+      d = (z - m).exp();  // vectorised; every term <= 1
+      double sum = 0;
+      for (Index k = 0; k < V; ++k) sum += static_cast<double>(d[k]);
+      total += static_cast<double>(m) + std::log(sum) - static_cast<double>(z[y]);
+      d *= static_cast<T>(inv / sum);
+      d[y] -= static_cast<T>(inv);
     }
+    partial[static_cast<std::size_t>(p)] = total;
+  });
+  double total = 0;
+  for (double v : partial) total += v;
   r.loss = total * inv;
   return r;
 }
