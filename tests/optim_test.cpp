@@ -228,5 +228,39 @@ TEST(Optimizers, RejectInvalidHyperparameters) {
   EXPECT_EQ(ok.state()[1].name, "w.exp_avg_sq");
 }
 
+TEST(Optimizers, ThreadedStepEqualsOneThread) {
+  // Large parameters take the threaded path (slices per thread); the updates are element-wise,
+  // so every configuration must give exactly the single-thread result, and clip_grad_norm
+  // the same norm up to rounding of the partial sums.
+  const Index n1 = 300001, n2 = 12345;
+  for (const auto& r : read_reference()) {
+    if (r.kind != "optimizer") continue;
+    std::vector<double> result[2];
+    double norms[2] = {0, 0};
+    for (int threads : {1, 2}) {
+      recur::set_num_threads(threads);
+      std::vector<double> value(n1 + n2), grad(n1 + n2);
+      for (std::size_t i = 0; i < value.size(); ++i) value[i] = std::sin(0.37 * static_cast<double>(i));
+      std::vector<Parameter<double>> p{
+          Parameter<double>{"w", {n1}, Eigen::Map<Matrix<double>>(value.data(), n1, 1),
+                            Eigen::Map<Matrix<double>>(grad.data(), n1, 1)},
+          Parameter<double>{"b", {n2}, Eigen::Map<Matrix<double>>(value.data() + n1, n2, 1),
+                            Eigen::Map<Matrix<double>>(grad.data() + n1, n2, 1)}};
+      auto opt = make<double>(r, p);
+      for (int s = 0; s < 3; ++s) {
+        opt->zero_grad();
+        for (std::size_t i = 0; i < grad.size(); ++i)
+          grad[i] += std::cos(0.11 * static_cast<double>(i) + s) * value[i];
+        norms[threads - 1] = recur::clip_grad_norm(p, 1e9);
+        opt->step();
+      }
+      result[threads - 1] = value;
+    }
+    recur::set_num_threads(0);
+    ASSERT_EQ(result[0], result[1]) << r.name;
+    EXPECT_NEAR(norms[0], norms[1], 1e-12 * norms[0]) << r.name;
+  }
+}
+
 }  // namespace
 }  // namespace recur::test

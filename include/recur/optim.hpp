@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -27,6 +28,7 @@
 
 #include "recur/detail/check.hpp"
 #include "recur/parameters.hpp"
+#include "recur/threads.hpp"
 #include "recur/types.hpp"
 
 namespace recur {
@@ -46,16 +48,34 @@ class Optimizer {
   virtual std::map<std::string, std::string> hyperparameters() const = 0;
 
   /// One update of every parameter from its gradient.
+  /// The updates are element-wise: threads take contiguous slices of every parameter.
   void step() {
     ++steps_;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      auto& p = params_[i];
-      const Index n = p.value.size();
-      update(Array(p.value.data(), n), Array(p.grad.data(), n), i);
-    }
+    Index total = 0;
+    for (auto& p : params_) total += p.value.size();
+    detail::parallel(detail::threads_for(total, 20.0 * static_cast<double>(total)),
+                     [&](int q, int parts) {
+                       for (std::size_t i = 0; i < params_.size(); ++i) {
+                         auto& p = params_[i];
+                         const auto [k0, k1] = detail::split(p.value.size(), q, parts);
+                         if (k1 <= k0) continue;
+                         Slots slots{{}, k1 - k0};
+                         for (std::size_t s = 0; s < slots_[i].size(); ++s)
+                           slots.ptr[s] = slots_[i][s].data() + k0;
+                         update(Array(p.value.data() + k0, k1 - k0),
+                                Array(p.grad.data() + k0, k1 - k0), slots);
+                       }
+                     });
   }
   void zero_grad() {
-    for (auto& p : params_) p.grad.setZero();
+    Index total = 0;
+    for (auto& p : params_) total += p.grad.size();
+    detail::parallel(detail::threads_for(total, static_cast<double>(total)), [&](int q, int parts) {
+      for (auto& p : params_) {
+        const auto [k0, k1] = detail::split(p.grad.size(), q, parts);
+        std::fill(p.grad.data() + k0, p.grad.data() + k1, T(0));
+      }
+    });
   }
 
   double lr() const { return lr_; }
@@ -96,13 +116,15 @@ class Optimizer {
                        detail::Buffer<T>(static_cast<std::size_t>(params_[i].value.size()), initial));
   }
 
-  /// p -= ... from g, with the slots of parameter i (steps() already counts this step).
-  virtual void update(Array p, Array g, std::size_t i) = 0;
-
-  Array slot(std::size_t i, std::size_t s) {
-    auto& v = slots_[i][s];
-    return Array(v.data(), static_cast<Index>(v.size()));
-  }
+  /// The same slice of each slot of a parameter (at most 3 slots).
+  struct Slots {
+    std::array<T*, 3> ptr;
+    Index n;
+    Array operator[](std::size_t s) const { return Array(ptr[s], n); }
+  };
+  /// p -= ... from g, with the parameter's slots; p, g and the slots are one slice of the
+  /// parameter (steps() already counts this step). Called concurrently on disjoint slices.
+  virtual void update(Array p, Array g, const Slots& slot) = 0;
   static void check(bool ok, const std::string& what) {
     detail::require(ok, "optimizer: invalid ", what);
   }
@@ -153,7 +175,7 @@ class SGD : public Optimizer<T> {
 
  protected:
   void update(typename Optimizer<T>::Array p, typename Optimizer<T>::Array g,
-              std::size_t i) override {
+              const typename Optimizer<T>::Slots& slot) override {
     const T lr = static_cast<T>(this->lr_), wd = static_cast<T>(o_.weight_decay);
     const T mu = static_cast<T>(o_.momentum), damp = static_cast<T>(1 - o_.dampening);
     if (o_.momentum == 0) {
@@ -163,7 +185,7 @@ class SGD : public Optimizer<T> {
         p -= lr * g;
       return;
     }
-    auto buf = this->slot(i, 0);
+    auto buf = slot[0];
     for (Index k = 0; k < p.size(); ++k) {
       T d = wd != 0 ? g[k] + wd * p[k] : g[k];
       buf[k] = this->steps_ == 1 ? d : buf[k] * mu + damp * d;
@@ -224,7 +246,7 @@ class AdamBase : public Optimizer<T> {
   }
 
   void update(typename Optimizer<T>::Array p, typename Optimizer<T>::Array g,
-              std::size_t i) override {
+              const typename Optimizer<T>::Slots& slot) override {
     const double step = static_cast<double>(this->steps_);
     const double bc1 = 1 - std::pow(o_.beta1, step), bc2 = 1 - std::pow(o_.beta2, step);
     const T step_size = static_cast<T>(this->lr_ / bc1);
@@ -232,8 +254,8 @@ class AdamBase : public Optimizer<T> {
     const T b1 = static_cast<T>(o_.beta1), b2 = static_cast<T>(o_.beta2);
     const T c1 = static_cast<T>(1 - o_.beta1), c2 = static_cast<T>(1 - o_.beta2);
     const T eps = static_cast<T>(o_.eps), wd = static_cast<T>(o_.weight_decay);
-    auto m = this->slot(i, 0), v = this->slot(i, 1);
-    T* vmax = o_.amsgrad ? this->slot(i, 2).data() : nullptr;
+    auto m = slot[0], v = slot[1];
+    T* vmax = o_.amsgrad ? slot[2].data() : nullptr;
     if (decoupled_ && o_.weight_decay != 0) p *= static_cast<T>(1 - this->lr_ * o_.weight_decay);
     for (Index k = 0; k < p.size(); ++k) {
       const T d = !decoupled_ && wd != 0 ? g[k] + wd * p[k] : g[k];
@@ -312,11 +334,11 @@ class Adagrad : public Optimizer<T> {
 
  protected:
   void update(typename Optimizer<T>::Array p, typename Optimizer<T>::Array g,
-              std::size_t i) override {
+              const typename Optimizer<T>::Slots& slot) override {
     const T clr = static_cast<T>(this->lr_ /
                                  (1 + static_cast<double>(this->steps_ - 1) * o_.lr_decay));
     const T wd = static_cast<T>(o_.weight_decay), eps = static_cast<T>(o_.eps);
-    auto sum = this->slot(i, 0);
+    auto sum = slot[0];
     for (Index k = 0; k < p.size(); ++k) {
       const T d = wd != 0 ? g[k] + wd * p[k] : g[k];
       sum[k] += d * d;
@@ -364,14 +386,14 @@ class RMSprop : public Optimizer<T> {
 
  protected:
   void update(typename Optimizer<T>::Array p, typename Optimizer<T>::Array g,
-              std::size_t i) override {
+              const typename Optimizer<T>::Slots& slot) override {
     const T lr = static_cast<T>(this->lr_), a = static_cast<T>(o_.alpha);
     const T c = static_cast<T>(1 - o_.alpha), eps = static_cast<T>(o_.eps);
     const T wd = static_cast<T>(o_.weight_decay), mu = static_cast<T>(o_.momentum);
-    auto sq = this->slot(i, 0);
+    auto sq = slot[0];
     std::size_t next = 1;
-    T* ga = o_.centered ? this->slot(i, next++).data() : nullptr;
-    T* buf = o_.momentum > 0 ? this->slot(i, next++).data() : nullptr;
+    T* ga = o_.centered ? slot[next++].data() : nullptr;
+    T* buf = o_.momentum > 0 ? slot[next++].data() : nullptr;
     for (Index k = 0; k < p.size(); ++k) {
       const T d = wd != 0 ? g[k] + wd * p[k] : g[k];
       sq[k] = sq[k] * a + c * (d * d);
@@ -415,7 +437,32 @@ double clip_grad_norm(const std::vector<Parameter<T>>& params, double max_norm,
   detail::require(norm_type > 0, "clip_grad_norm: norm_type ", norm_type, " must be > 0");
   double total = 0;
   const bool inf = std::isinf(norm_type);
+  if (norm_type == 2.0) {
+    // The common case, threaded: each thread sums its slice of every gradient (four
+    // independent sums, in double), the slices are added in order.
+    Index n = 0;
+    for (auto& p : params) n += p.grad.size();
+    const int parts = detail::threads_for(n, 4.0 * static_cast<double>(n));
+    std::vector<double> partial(static_cast<std::size_t>(std::max(parts, 1)), 0.0);
+    detail::parallel(parts, [&](int q, int np) {
+      double acc[4] = {0, 0, 0, 0};
+      for (auto& p : params) {
+        const auto [k0, k1] = detail::split(p.grad.size(), q, np);
+        const T* g = p.grad.data();
+        Index k = k0;
+        for (; k + 4 <= k1; k += 4)
+          for (int u = 0; u < 4; ++u) {
+            const double a = static_cast<double>(g[k + u]);
+            acc[u] += a * a;
+          }
+        for (; k < k1; ++k) acc[0] += static_cast<double>(g[k]) * static_cast<double>(g[k]);
+      }
+      partial[static_cast<std::size_t>(q)] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    });
+    for (double v : partial) total += v;
+  }
   for (auto& p : params) {
+    if (norm_type == 2.0) break;
     const T* g = p.grad.data();
     for (Index k = 0; k < p.grad.size(); ++k) {
       const double a = std::abs(static_cast<double>(g[k]));
