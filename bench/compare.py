@@ -51,7 +51,7 @@ def machine():
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--filter", default=".")
+    p.add_argument("--filter", default="^(Forward|Train)<")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--write", default="")
     a = p.parse_args()

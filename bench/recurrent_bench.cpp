@@ -2,7 +2,12 @@
 // PyTorch-shaped models. Counters: tokens/s (batch * time per second) and GFLOP/s, with
 // FLOPs = 2 * B * T * (in + H) * G * H per layer forward, x3 for a training step.
 //
+// Also the bytes the layers hold (workspace_MiB) and, for training, the least backward needs
+// (needed_MiB). S1-S4 (Forward/Train) are the configurations of bench/compare.py's table;
+// Grid* is batch {1, 8, 32, 128} x hidden {64 ... 1024}, in float and double.
+//
 //   recur_bench --benchmark_filter=LSTM --benchmark_repetitions=5 --benchmark_report_aggregates_only
+//   OMP_NUM_THREADS=1 recur_bench --benchmark_filter='Grid.*LSTMf'
 #include <benchmark/benchmark.h>
 
 #include <recur/recur.hpp>
@@ -39,6 +44,14 @@ void run(benchmark::State& st, bool training) {
   for (Index l = 0; l < L; ++l)
     flops += 2.0 * B * S * static_cast<double>((l == 0 ? I : H) + H) * G * H;
   if (training) flops *= 3;
+  // Memory: what the layers hold (caches kept from a training forward for backward, plus
+  // scratch and packed weights), against the least the math needs for backward: per layer
+  // and token the gate activations, the states each step starts from and the cell's extra.
+  const double cell_floats = static_cast<double>(
+      Model::CellType::kGates + Model::CellType::kStates + Model::CellType::kExtra);
+  st.counters["workspace_MiB"] = static_cast<double>(m.workspace_bytes()) / (1 << 20);
+  if (training)
+    st.counters["needed_MiB"] = static_cast<double>(L) * B * S * H * cell_floats * sizeof(T) / (1 << 20);
   st.counters["tokens/s"] =
       benchmark::Counter(static_cast<double>(B * S), benchmark::Counter::kIsIterationInvariantRate);
   st.counters["GFLOP/s"] =
@@ -61,15 +74,39 @@ void Shapes(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
+// The grid of the issue: batch x hidden, T = 50, in = H, one layer (not in compare.py's table).
+void Grid(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"B", "T", "in", "H", "L"});
+  for (int batch : {1, 8, 32, 128})
+    for (int hidden : {64, 128, 256, 512, 1024}) b->Args({batch, 50, hidden, hidden, 1});
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+template <class Model>
+void GridForward(benchmark::State& st) { run<Model>(st, false); }
+template <class Model>
+void GridTrain(benchmark::State& st) { run<Model>(st, true); }
+
 #define RECUR_BENCH(Model)                                 \
   BENCHMARK_TEMPLATE(Forward, Model)->Apply(Shapes);       \
   BENCHMARK_TEMPLATE(Train, Model)->Apply(Shapes);
+#define RECUR_GRID(Model)                                  \
+  BENCHMARK_TEMPLATE(GridForward, Model)->Apply(Grid);     \
+  BENCHMARK_TEMPLATE(GridTrain, Model)->Apply(Grid);
 
 using RNNf = recur::RNN<float>;
 using LSTMf = recur::LSTM<float>;
 using GRUf = recur::GRU<float>;
+using RNNd = recur::RNN<double>;
+using LSTMd = recur::LSTM<double>;
+using GRUd = recur::GRU<double>;
 RECUR_BENCH(RNNf)
 RECUR_BENCH(LSTMf)
 RECUR_BENCH(GRUf)
+RECUR_GRID(RNNf)
+RECUR_GRID(LSTMf)
+RECUR_GRID(GRUf)
+RECUR_GRID(RNNd)
+RECUR_GRID(LSTMd)
+RECUR_GRID(GRUd)
 
 BENCHMARK_MAIN();

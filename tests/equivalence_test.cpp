@@ -286,6 +286,29 @@ TEST(Models, FloatMatchesDouble) {
   EXPECT_TRUE(close("float output", of.output.data(), to_doubles(od.output), 1e-5));
 }
 
+TEST(Models, WorkspaceHoldsWhatBackwardNeedsAndIsReused) {
+  // workspace_bytes(): at least the caches backward needs (per layer and token: the gate
+  // activations, the states each step started from, the cell's extra; both directions), the
+  // same after another call of the same size (reused), larger for a larger batch.
+  std::mt19937_64 rng(9);
+  LSTM<double> m(opts(3, 8, 2, true), 4);
+  m.train(true);
+  const Index B = 5, T = 7, H = 8;
+  Tensor3<double> x = random_tensor<double>(B, T, 3, rng);
+  Tensor3<double> dy = random_tensor<double>(B, T, 2 * H, rng);
+  m.forward(x);
+  m.backward(dy);
+  const std::size_t w1 = m.workspace_bytes();
+  const std::size_t needed = 2 /*layers*/ * 2 /*directions*/ * B * T * H * (4 + 2 + 1) * sizeof(double);
+  EXPECT_GE(w1, needed);
+  m.forward(x);
+  m.backward(dy);
+  EXPECT_EQ(m.workspace_bytes(), w1);
+  Tensor3<double> x2 = random_tensor<double>(2 * B, T, 3, rng);
+  m.forward(x2);
+  EXPECT_GT(m.workspace_bytes(), w1);
+}
+
 }  // namespace
 }  // namespace recur::test
 

@@ -77,7 +77,8 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
     for (auto& l : layers_) n += l.workspace_bytes();
     for (auto& b : buffers_) n += b.capacity() * sizeof(T);
     for (auto& m : masks_) n += m.capacity() * sizeof(T);
-    return n + dbuffer_.capacity() * sizeof(T) * 2;
+    for (auto& d : dbuffer_) n += d.capacity() * sizeof(T);
+    return n;
   }
 
   void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
