@@ -67,7 +67,13 @@ class PackedWeight {
       T* d = packed_.data() + p * MR * k_;
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0);
       if (op == WeightOp::Transposed) {  // op(W)[kk, i] = w[i, kk]: read rows of w
-        for (Index i = 0; i < ni; ++i) {
+        Index i = 0;
+        for (; i + NR <= ni; i += NR) {  // NR rows at a time, transposed in registers
+          const T* src = w + (i0 + i) * ld;
+          for (Index kk = transpose_rows(src, ld, k_, d + i, MR); kk < k_; ++kk)
+            for (Index c = 0; c < NR; ++c) d[kk * MR + i + c] = src[c * ld + kk];
+        }
+        for (; i < ni; ++i) {
           const T* src = w + (i0 + i) * ld;
           for (Index kk = 0; kk < k_; ++kk) d[kk * MR + i] = src[kk];
         }
@@ -136,9 +142,11 @@ class PackedWeight {
         const Index width = j < full ? NR : tail, rows = j < full ? NR : rest;
         if (width == 0) break;
         T* d = work + j * NR * kc;
+        Index k_done = 0;
+        if (rows == NR) k_done = transpose_rows(x + j * NR * ldx, ldx, kc, d, NR);
         for (Index c = 0; c < rows; ++c) {
           const T* src = x + (j * NR + c) * ldx;
-          for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = src[kk];
+          for (Index kk = k_done; kk < kc; ++kk) d[kk * width + c] = src[kk];
         }
         for (Index c = rows; c < width; ++c)
           for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = T(0);
@@ -167,6 +175,26 @@ class PackedWeight {
         tile<2, 2>(a, b, kc, yt, ldy, ni, rest, spill);
       else
         tile<1, 4>(a, b, kc, yt, ldy, ni, rest, spill);
+    }
+  }
+
+  // d[kk * ldd + c] = x[c * ldx + kk] for NR rows (c < NR), NR x NR blocks at a time with a
+  // register transpose when the machine has a packet of NR elements; returns the depth done.
+  static Index transpose_rows(const T* x, Index ldx, Index kc, T* d, Index ldd) {
+    using namespace Eigen::internal;
+    using TP = typename find_best_packet<T, static_cast<int>(NR)>::type;
+    if constexpr (unpacket_traits<TP>::size == NR) {
+      Index kk = 0;
+      for (; kk + NR <= kc; kk += NR) {
+        PacketBlock<TP, static_cast<int>(NR)> block;
+        for (Index c = 0; c < NR; ++c) block.packet[c] = ploadu<TP>(x + c * ldx + kk);
+        ptranspose(block);
+        for (Index c = 0; c < NR; ++c) pstoreu(d + (kk + c) * ldd, block.packet[c]);
+      }
+      return kk;
+    } else {
+      (void)x, (void)ldx, (void)kc, (void)d, (void)ldd;
+      return 0;
     }
   }
 
