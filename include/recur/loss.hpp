@@ -2,8 +2,9 @@
 // torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1),
 // ignore_index=...) with mean reduction over the counted tokens. A token counts when its step
 // is inside its sample's length (when lengths are given) and its target is not ignore_index.
-// Numerically stable (log-sum-exp; sums and the loss accumulated in double). Threaded by rows. Returns the loss and d loss /
-// d logits; when no token counts the loss is 0 and the gradient is zero (PyTorch gives NaN).
+// Numerically stable (log-sum-exp; sums and the loss accumulated in double), threaded by rows.
+// Returns the loss and d loss / d logits; when no token counts the loss is 0 and the gradient
+// is zero (PyTorch gives NaN).
 #pragma once
 
 #include <algorithm>
