@@ -1,23 +1,26 @@
 #pragma once
-// The recurrent GEMM: a weight packed once, multiplied by a small block of rows many times.
+// PackedWeight: GEMMs with one operand packed once and used many times.
 //
 // Each time step multiplies a small block of states (a batch slice, [m, k]) by the same
 // recurrent weight. A general GEMM call packs both operands on every call; for the weight
 // that is most of a step's memory traffic. Here the weight is packed once per forward (or
-// backward) into register-block panels, and each step packs only its small block of rows.
+// backward) into register-block panels, and each call packs only its block of rows. The same
+// class serves the layer's other products: the input projection (W_ih), d x (W_ih), and the
+// weight gradients, where the layer's input and H_prev take the weight's place.
 //
 // In row-major terms:  Y[m, n] += X[m, k] * op(W)   with W stored row-major and
 //   op(W) = W^T (W is [n, k]; forward:  R += h W_hh^T), or
-//   op(W) = W   (W is [k, n]; backward: dh += dR W_hh).
+//   op(W) = W   (W is [k, n]; backward: dh += dR W_hh);
+// X may also be given as X^T (the weight gradients read dA^T and dR^T that way).
 //
 // The micro-kernel computes a tile of MR outputs (3 SIMD packets along n) for NR rows of X
-// (up to 8 on machines with 32 vector registers, 4 otherwise): per step of k it loads 3
-// packets of the weight panel, broadcasts NR values of X and issues 3 * NR fused
-// multiply-adds into accumulators that stay in registers. With 24 accumulators the loads
-// are few enough that the FMA units, not the load ports, set the pace (measured on an AVX-512
-// Zen 4: ~100 GFLOP/s of a 116 peak per core, where Eigen's general kernel, 48 x 4 with its
-// weight operands re-read from memory, reaches 75-85; bench/gemm_bench.cpp). Written with
-// Eigen's packet primitives, so it builds for SSE, AVX2, AVX-512 and NEON alike.
+// (8 on machines with 32 vector registers, 4 otherwise): per step of k it loads 3 packets of
+// the weight panel, broadcasts NR values of X and issues 3 * NR fused multiply-adds into
+// accumulators that stay in registers. With 24 accumulators the loads are few enough that
+// the FMA units, not the load ports, set the pace: 105-112 GFLOP/s of a 116 peak per core on
+// an AVX-512 Zen 4, where Eigen's general product, which repacks the weight on every call,
+// reaches 45-85 (bench/gemm_bench.cpp). Written with Eigen's packet primitives, so it builds
+// for SSE, AVX2, AVX-512 and NEON alike.
 
 #include <algorithm>
 
