@@ -23,6 +23,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,8 @@ class Optimizer {
     lr_ = lr;
     detail::require(lr >= 0 && std::isfinite(lr), "optimizer: learning rate ", lr,
                     " must be finite and >= 0");
+    if (slot_names_.size() > std::tuple_size<decltype(Slots::ptr)>::value)
+      throw std::logic_error("optimizer: more slots than Optimizer::Slots holds");
     slots_.resize(params_.size());
     for (std::size_t i = 0; i < params_.size(); ++i)
       slots_[i].assign(slot_names_.size(),
@@ -460,20 +463,18 @@ double clip_grad_norm(const std::vector<Parameter<T>>& params, double max_norm,
       partial[static_cast<std::size_t>(q)] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     });
     for (double v : partial) total += v;
-  }
-  for (auto& p : params) {
-    if (norm_type == 2.0) break;
-    const T* g = p.grad.data();
-    for (Index k = 0; k < p.grad.size(); ++k) {
-      const double a = std::abs(static_cast<double>(g[k]));
-      if (inf)
-        total = (a > total || std::isnan(a)) ? a : total;
-      else if (norm_type == 2.0)
-        total += a * a;
-      else if (norm_type == 1.0)
-        total += a;
-      else
-        total += std::pow(a, norm_type);
+  } else {
+    for (auto& p : params) {
+      const T* g = p.grad.data();
+      for (Index k = 0; k < p.grad.size(); ++k) {
+        const double a = std::abs(static_cast<double>(g[k]));
+        if (inf)
+          total = (a > total || std::isnan(a)) ? a : total;
+        else if (norm_type == 1.0)
+          total += a;
+        else
+          total += std::pow(a, norm_type);
+      }
     }
   }
   if (!inf) total = norm_type == 2.0 ? std::sqrt(total)

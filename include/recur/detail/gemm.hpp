@@ -201,6 +201,22 @@ class PackedWeight {
     }
   }
 
+  // One step of depth: acc[r][c] += a[r*P : r*P + P] * b[c] for the MP packets and N rows.
+  template <int N>
+  static EIGEN_STRONG_INLINE void depth_step(const T* ak, const T* bk, Packet (&acc)[MP][N]) {
+    using namespace Eigen::internal;
+    Packet a0 = pload<Packet>(ak), a1 = pload<Packet>(ak + P), a2 = pload<Packet>(ak + 2 * P);
+    RECUR_IN_REGISTER(a0);
+    RECUR_IN_REGISTER(a1);
+    RECUR_IN_REGISTER(a2);
+    for (int c = 0; c < N; ++c) {
+      const Packet bc = pset1<Packet>(bk[c]);
+      acc[0][c] = pmadd(a0, bc, acc[0][c]);
+      acc[1][c] = pmadd(a1, bc, acc[1][c]);
+      acc[2][c] = pmadd(a2, bc, acc[2][c]);
+    }
+  }
+
   // y[c, i] += sum_{kk < kc} a[kk * MR + i] * b[kk * N + c]  for c < nc, i < ni.
   template <int N, int KU>
   void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc,
@@ -211,36 +227,9 @@ class PackedWeight {
       for (int r = 0; r < MP; ++r)
         for (int c = 0; c < N; ++c) acc[u][r][c] = pset1<Packet>(T(0));
     Index kk = 0;
-    for (; kk + KU <= kc; kk += KU) {
-      for (int u = 0; u < KU; ++u) {
-        const T* ak = a + (kk + u) * MR;
-        const T* bk = b + (kk + u) * N;
-        Packet a0 = pload<Packet>(ak), a1 = pload<Packet>(ak + P), a2 = pload<Packet>(ak + 2 * P);
-        RECUR_IN_REGISTER(a0);
-        RECUR_IN_REGISTER(a1);
-        RECUR_IN_REGISTER(a2);
-        for (int c = 0; c < N; ++c) {
-          const Packet bc = pset1<Packet>(bk[c]);
-          acc[u][0][c] = pmadd(a0, bc, acc[u][0][c]);
-          acc[u][1][c] = pmadd(a1, bc, acc[u][1][c]);
-          acc[u][2][c] = pmadd(a2, bc, acc[u][2][c]);
-        }
-      }
-    }
-    for (; kk < kc; ++kk) {
-      const T* ak = a + kk * MR;
-      const T* bk = b + kk * N;
-      Packet a0 = pload<Packet>(ak), a1 = pload<Packet>(ak + P), a2 = pload<Packet>(ak + 2 * P);
-      RECUR_IN_REGISTER(a0);
-      RECUR_IN_REGISTER(a1);
-      RECUR_IN_REGISTER(a2);
-      for (int c = 0; c < N; ++c) {
-        const Packet bc = pset1<Packet>(bk[c]);
-        acc[0][0][c] = pmadd(a0, bc, acc[0][0][c]);
-        acc[0][1][c] = pmadd(a1, bc, acc[0][1][c]);
-        acc[0][2][c] = pmadd(a2, bc, acc[0][2][c]);
-      }
-    }
+    for (; kk + KU <= kc; kk += KU)
+      for (int u = 0; u < KU; ++u) depth_step<N>(a + (kk + u) * MR, b + (kk + u) * N, acc[u]);
+    for (; kk < kc; ++kk) depth_step<N>(a + kk * MR, b + kk * N, acc[0]);
     for (int u = 1; u < KU; ++u)
       for (int r = 0; r < MP; ++r)
         for (int c = 0; c < N; ++c) acc[0][r][c] = padd(acc[0][r][c], acc[u][r][c]);
