@@ -2,8 +2,11 @@
 // product, over shapes that hit every path of the kernel: full and partial weight panels
 // (n around multiples of 3 packets), every tail width of X's row panels (m = 1..20), depths
 // that are not multiples of the k-unrolling, row and depth blocking, row strides of W, X and
-// Y, and X given transposed (the weight-gradient products).
+// Y, X given transposed (the weight-gradient products), and the bias form Y = bias + X op(W)
+// (Y's old content, NaN here, must be neither read nor kept).
 #include <gtest/gtest.h>
+
+#include <limits>
 
 #include <recur/detail/gemm.hpp>
 
@@ -14,7 +17,8 @@ using recur::Matrix;
 using recur::detail::WeightOp;
 
 template <class T>
-void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false) {
+void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false,
+           bool with_bias = false) {
   const bool t = op == WeightOp::Transposed;
   const Index wr = t ? n : k, wc = t ? k : n;
   Matrix<T> wpad = Matrix<T>::Random(wr, wc + pad);  // W with row stride wc + pad
@@ -23,12 +27,16 @@ void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false) {
   Matrix<T> xs = xt ? Matrix<T>(Matrix<T>::Random(k, m + pad)) : Matrix<T>(Matrix<T>::Random(m, k + pad));
   Matrix<T> x = xt ? Matrix<T>(xs.leftCols(m).transpose()) : Matrix<T>(xs.leftCols(k));
   Matrix<T> y0 = Matrix<T>::Random(m, n + pad);
+  Eigen::Matrix<T, 1, Eigen::Dynamic> bias = Eigen::Matrix<T, 1, Eigen::Dynamic>::Random(n);
   recur::detail::PackedWeight<T> pw;
   pw.pack(wpad.data(), wr, wc, op, wpad.cols());
   recur::detail::Buffer<T> work(static_cast<std::size_t>(pw.workspace_size(m)));
   Matrix<T> y = y0;
-  pw.multiply(xs.data(), m, xs.cols(), y.data(), y.cols(), work.data(), xt);
+  if (with_bias) y.leftCols(n).setConstant(std::numeric_limits<T>::quiet_NaN());
+  pw.multiply(xs.data(), m, xs.cols(), y.data(), y.cols(), work.data(), xt,
+              with_bias ? bias.data() : nullptr);
   Matrix<T> ref = y0;
+  if (with_bias) ref.leftCols(n).rowwise() = bias;
   if (t)
     ref.leftCols(n) += x * w.transpose();
   else
@@ -36,7 +44,7 @@ void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false) {
   const double tol = (std::is_same_v<T, float> ? 2e-5 : 1e-13) * static_cast<double>(k);
   ASSERT_LE(static_cast<double>((ref - y).cwiseAbs().maxCoeff()), tol)
       << "m=" << m << " n=" << n << " k=" << k << " op=" << (t ? "W^T" : "W") << " pad=" << pad
-      << " x_transposed=" << xt;
+      << " x_transposed=" << xt << " bias=" << with_bias;
   // Padding columns of y untouched.
   if (pad) {
     ASSERT_EQ(y.rightCols(pad), y0.rightCols(pad));
@@ -49,11 +57,14 @@ void sweep() {
     for (Index m : {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 20})
       for (Index n : {1, 5, 16, 47, 48, 49, 96, 100})
         for (Index k : {1, 3, 6, 33})
-          for (bool xt : {false, true}) check<T>(m, n, k, op, (m + n + k) % 3, xt);
+          for (bool xt : {false, true})
+            for (bool with_bias : {false, true})
+              check<T>(m, n, k, op, (m + n + k) % 3, xt, with_bias);
   // Row and depth blocking: more rows than one block of packed X holds, depth > one block.
   check<T>(300, 64, 1500, WeightOp::Transposed, 1);
   check<T>(300, 50, 1500, WeightOp::AsIs, 0);
   check<T>(130, 50, 1100, WeightOp::AsIs, 2, true);
+  check<T>(300, 64, 1500, WeightOp::Transposed, 1, false, true);  // bias only in depth block 0
 }
 
 TEST(PackedWeight, MatchesEigenFloat) { sweep<float>(); }

@@ -202,7 +202,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     ConstRows<T> Hp = rows<T>(static_cast<const T*>(prev_.data()), N, H);
     // dW_ih += dA^T X and dW_hh += dR^T H_prev: X and H_prev take the place of the packed
     // weight (W_hh's packing is no longer needed), dA^T and dR^T are read transposed.
-    if (use_packed_) {
+    if (packed_input_) {
       x_packed_.pack(x_, N, input_, detail::WeightOp::AsIs, ldx_);
       w_hh_packed_.pack(prev_.data(), N, H, detail::WeightOp::AsIs);
       reserve_work(std::max(x_packed_.workspace_size(GH), w_hh_packed_.workspace_size(GH)));
@@ -219,7 +219,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       }
       const auto [g0, g1] = detail::split(GH, p, n);
       const Index ng = g1 - g0;
-      if (use_packed_) {
+      if (packed_input_) {
         x_packed_.multiply(dA.data() + g0, ng, GH, grads_.data() + w_ih_offset() + g0 * input_,
                            input_, work(p), /*x_transposed=*/true);
         w_hh_packed_.multiply(dR.data() + g0, ng, GH, grads_.data() + w_hh_offset() + g0 * H, H,
@@ -262,9 +262,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     T* gates = gates_.data() + b0 * S * GH;
 
     // Input projection of every time step: one GEMM.
-    Rows<T> A = rows(gates, Bs * S, GH);
-    A.rowwise() = b_ih();
-    input_gemm(x.data() + b0 * S * x.outerStride(), Bs * S, x.outerStride(), gates, GH, work);
+    input_gemm(x.data() + b0 * S * x.outerStride(), Bs * S, x.outerStride(), gates, GH, work,
+               b_ih().data());
 
     std::array<T*, kStates> cur{}, nxt{};
     for (Index s = 0; s < kStates; ++s) {
@@ -279,8 +278,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
 
     for (Index k = 0; k < S; ++k) {
       const Index t = direction_ == Direction::Forward ? k : S - 1 - k;
-      R.rowwise() = b_hh();
-      recurrent_gemm(cur[0], Bs, H, R.data(), GH, work);
+      recurrent_gemm(cur[0], Bs, H, R.data(), GH, work, b_hh().data());
       if (training)
         for (Index s = 0; s < kStates; ++s)
           step_rows(prev_.data() + s * N * H + b0 * S * H, t, Bs, S, H, H) = rows<T>(cur[s], Bs, H);
@@ -372,43 +370,54 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       if (d_init[s]) std::copy(dcur[s], dcur[s] + Bs * H, d_init[s] + b0 * H);
   }
 
-  // The weight GEMMs, y += x * op(W) with op as prepared (W^T forward, W backward): with the
-  // weights packed once per call into detail::PackedWeight's panels when there are several
-  // steps and samples, else Eigen's products (a single step would not repay the packing, and
-  // batch 1 gets Eigen's matrix-vector product).
+  // The weight GEMMs, y += x * op(W) with op as prepared (W^T forward, W backward), or
+  // y = bias + x * op(W) when a bias is given. The weights are packed once per call into
+  // detail::PackedWeight's panels when that pays: for the products over all steps whenever
+  // there are several steps, and for the per-step product when there are also several
+  // samples. Batch 1 keeps Eigen's matrix-vector product, which streams the weight from L2
+  // at the machine's bandwidth (the packed kernel is ~10% slower there); a single step (a
+  // Stream) would not repay the packing.
   void prepare_gemms(detail::WeightOp op, Index B, Index S) {
     op_ = op;
-    use_packed_ = S >= 2 && B >= 2;
-    if (!use_packed_) return;
+    packed_input_ = S >= 2;
+    packed_recurrent_ = S >= 2 && B >= 2;
     const Index GH = kGates * hidden_;
-    w_hh_packed_.pack(params_.data() + w_hh_offset(), GH, hidden_, op);
-    w_ih_packed_.pack(params_.data() + w_ih_offset(), GH, input_, op);
     const int threads = std::max(1, num_threads());
     const Index slice = (B + threads - 1) / threads;
     work_stride_ = 0;
-    reserve_work(std::max(w_hh_packed_.workspace_size(slice), w_ih_packed_.workspace_size(B * S)));
+    if (packed_recurrent_) {
+      w_hh_packed_.pack(params_.data() + w_hh_offset(), GH, hidden_, op);
+      reserve_work(w_hh_packed_.workspace_size(slice));
+    }
+    if (packed_input_) {
+      w_ih_packed_.pack(params_.data() + w_ih_offset(), GH, input_, op);
+      reserve_work(w_ih_packed_.workspace_size(B * S));
+    }
   }
   // Per-thread scratch of at least `per_thread` elements (64-byte apart slots).
   void reserve_work(Index per_thread) {
     work_stride_ = std::max(work_stride_, (per_thread + 15) / 16 * 16);
     detail::grow(gemm_work_, static_cast<std::size_t>(work_stride_ * std::max(1, num_threads())));
   }
-  T* work(int p) { return use_packed_ ? gemm_work_.data() + p * work_stride_ : nullptr; }
-  // h W_hh^T (forward) or dR W_hh (backward) for one step of a slice.
-  void recurrent_gemm(const T* x, Index m, Index ldx, T* y, Index ldy, T* work) const {
-    if (use_packed_) return w_hh_packed_.multiply(x, m, ldx, y, ldy, work);
-    eigen_gemm(w_hh(), x, m, ldx, y, ldy);
+  T* work(int p) { return gemm_work_.data() + p * work_stride_; }
+  // h W_hh^T (+ b_hh) forward, or dR W_hh backward, for one step of a slice.
+  void recurrent_gemm(const T* x, Index m, Index ldx, T* y, Index ldy, T* work,
+                      const T* bias = nullptr) const {
+    if (packed_recurrent_) return w_hh_packed_.multiply(x, m, ldx, y, ldy, work, false, bias);
+    eigen_gemm(w_hh(), x, m, ldx, y, ldy, bias);
   }
-  // X W_ih^T (forward) or dA W_ih (backward) for many rows.
-  void input_gemm(const T* x, Index m, Index ldx, T* y, Index ldy, T* work) const {
-    if (use_packed_) return w_ih_packed_.multiply(x, m, ldx, y, ldy, work);
-    eigen_gemm(w_ih(), x, m, ldx, y, ldy);
+  // X W_ih^T (+ b_ih) forward, or dA W_ih backward, for many rows.
+  void input_gemm(const T* x, Index m, Index ldx, T* y, Index ldy, T* work,
+                  const T* bias = nullptr) const {
+    if (packed_input_) return w_ih_packed_.multiply(x, m, ldx, y, ldy, work, false, bias);
+    eigen_gemm(w_ih(), x, m, ldx, y, ldy, bias);
   }
   void eigen_gemm(Eigen::Map<const Matrix<T>> w, const T* x, Index m, Index ldx, T* y,
-                  Index ldy) const {
+                  Index ldy, const T* bias) const {
     const bool t = op_ == detail::WeightOp::Transposed;
     ConstRows<T> xs(x, m, t ? w.cols() : w.rows(), Eigen::OuterStride<>(ldx));
     Rows<T> ys(y, m, t ? w.rows() : w.cols(), Eigen::OuterStride<>(ldy));
+    if (bias) ys.rowwise() = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias, ys.cols());
     if (t)
       ys.noalias() += xs * w.transpose();
     else
@@ -481,7 +490,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   detail::Buffer<T> gemm_work_;  // per thread: the packed rows of the current product
   Index work_stride_ = 0;
   detail::WeightOp op_ = detail::WeightOp::Transposed;
-  bool use_packed_ = false;
+  bool packed_input_ = false, packed_recurrent_ = false;
   std::vector<Index> lengths_;
   Index batch_ = 0, steps_ = 0, min_length_ = 0;
   const T* x_ = nullptr;

@@ -100,17 +100,19 @@ class PackedWeight {
   }
 
   /// Y[m, n] (row stride ldy) += X[m, k] * op(W), where X[r, kk] = x[r * ldx + kk], or
-  /// x[kk * ldx + r] with x_transposed (X given as the [k, m] matrix X^T). `work`:
-  /// workspace_size(m) elements. Allocates nothing. Blocked like any GEMM: a block of X
-  /// (rows x depth) is packed so that it stays in L2 while the weight panels stream past it.
+  /// x[kk * ldx + r] with x_transposed (X given as the [k, m] matrix X^T). With a `bias` (n
+  /// values), Y = bias + X * op(W) instead: Y's old content is neither read nor kept (this
+  /// saves the pass that would broadcast the bias into Y first). `work`: workspace_size(m)
+  /// elements. Allocates nothing. Blocked like any GEMM: a block of X (rows x depth) is
+  /// packed so that it stays in L2 while the weight panels stream past it.
   void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work,
-                bool x_transposed = false) const {
+                bool x_transposed = false, const T* bias = nullptr) const {
     const Index mb = block_rows();
     for (Index r = 0; r < m; r += mb)
-      for (Index k0 = 0; k0 < k_; k0 += kKc) {
+      for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
         const T* xb = x_transposed ? x + k0 * ldx + r : x + r * ldx + k0;
         multiply_block(xb, std::min(mb, m - r), ldx, x_transposed, k0, std::min(kKc, k_ - k0),
-                       y + r * ldy, ldy, work);
+                       y + r * ldy, ldy, work, k0 == 0 ? bias : nullptr);
       }
   }
 
@@ -125,7 +127,7 @@ class PackedWeight {
 
   // Y[m, n] += X[m, k0:k0+kc] * op(W)[k0:k0+kc, :]; x points at X[0, k0].
   void multiply_block(const T* x, Index m, Index ldx, bool xt, Index k0, Index kc, T* y,
-                      Index ldy, T* work) const {
+                      Index ldy, T* work, const T* bias) const {
     // Pack X in panels of NR rows (the last one narrower), k-major: b[kk * width + c].
     const Index full = m / NR, rest = m - full * NR;
     const Index tail = rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest;
@@ -160,24 +162,25 @@ class PackedWeight {
     for (Index p = 0; p < panels; ++p) {
       const T* a = packed_.data() + p * MR * k_ + k0 * MR;
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0);
+      const T* bp = bias ? bias + i0 : nullptr;
       for (Index j = 0; j < full; ++j)
-        tile<NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy + i0, ldy, ni, NR, spill);
+        tile<NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy + i0, ldy, ni, NR, spill, bp);
       if (tail == 0) continue;
       const T* b = work + full * NR * kc;
       T* yt = y + full * NR * ldy + i0;
       // Narrow tiles have few accumulators: unroll k into independent sets to hide latency.
       if constexpr (NR == 8) {
         if (tail == 8) {
-          tile<8, 1>(a, b, kc, yt, ldy, ni, rest, spill);
+          tile<8, 1>(a, b, kc, yt, ldy, ni, rest, spill, bp);
           continue;
         }
       }
       if (tail == 4)
-        tile<4, 1>(a, b, kc, yt, ldy, ni, rest, spill);
+        tile<4, 1>(a, b, kc, yt, ldy, ni, rest, spill, bp);
       else if (tail == 2)
-        tile<2, 2>(a, b, kc, yt, ldy, ni, rest, spill);
+        tile<2, 2>(a, b, kc, yt, ldy, ni, rest, spill, bp);
       else
-        tile<1, 4>(a, b, kc, yt, ldy, ni, rest, spill);
+        tile<1, 4>(a, b, kc, yt, ldy, ni, rest, spill, bp);
     }
   }
 
@@ -218,9 +221,10 @@ class PackedWeight {
   }
 
   // y[c, i] += sum_{kk < kc} a[kk * MR + i] * b[kk * N + c]  for c < nc, i < ni.
+  // With a bias: y[c, i] = bias[i] + the sum.
   template <int N, int KU>
-  void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc,
-            T* spill) const {
+  void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc, T* spill,
+            const T* bias) const {
     using namespace Eigen::internal;
     Packet acc[KU][MP][N];
     for (int u = 0; u < KU; ++u)
@@ -240,14 +244,16 @@ class PackedWeight {
         if (c < nc) {
           T* yc = y + c * ldy;
           for (int r = 0; r < MP; ++r)
-            pstoreu(yc + r * P, padd(ploadu<Packet>(yc + r * P), acc[0][r][c]));
+            pstoreu(yc + r * P,
+                    padd(ploadu<Packet>(bias ? bias + r * P : yc + r * P), acc[0][r][c]));
         }
       }
     } else {
       for (int c = 0; c < N; ++c)
         for (int r = 0; r < MP; ++r) pstoreu(spill + c * MR + r * P, acc[0][r][c]);
       for (Index c = 0; c < nc; ++c)
-        for (Index i = 0; i < ni; ++i) y[c * ldy + i] += spill[c * MR + i];
+        for (Index i = 0; i < ni; ++i)
+          y[c * ldy + i] = (bias ? bias[i] : y[c * ldy + i]) + spill[c * MR + i];
     }
   }
 
