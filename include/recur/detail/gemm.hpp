@@ -204,6 +204,14 @@ class PackedWeight {
     }
   }
 
+  static EIGEN_STRONG_INLINE void prefetch_write(const T* p) {
+#if defined(__GNUC__)
+    __builtin_prefetch(p, 1, 3);
+#else
+    (void)p;
+#endif
+  }
+
   // One step of depth: acc[r][c] += a[r*P : r*P + P] * b[c] for the MP packets and N rows.
   template <int N>
   static EIGEN_STRONG_INLINE void depth_step(const T* ak, const T* bk, Packet (&acc)[MP][N]) {
@@ -226,6 +234,10 @@ class PackedWeight {
   void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc, T* spill,
             const T* bias) const {
     using namespace Eigen::internal;
+    // The tile's rows of Y are written at the end: fetch them now, while the FMAs run. Y can
+    // be large (the input projection of every step), and its misses would stall the stores.
+    for (Index c = 0; c < nc; ++c)
+      for (Index i = 0; i < ni; i += 64 / static_cast<Index>(sizeof(T))) prefetch_write(y + c * ldy + i);
     Packet acc[KU][MP][N];
     for (int u = 0; u < KU; ++u)
       for (int r = 0; r < MP; ++r)
