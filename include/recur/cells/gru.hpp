@@ -33,13 +33,24 @@ class GRUCell {
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
     const Index H = next[0].cols();
-    a.leftCols(2 * H) = (a.leftCols(2 * H) + r.leftCols(2 * H)).array().logistic();
-    extra = r.rightCols(H);
-    a.rightCols(H) =
-        (a.rightCols(H).array() + a.leftCols(H).array() * extra.array()).tanh();
-    auto z = a.middleCols(H, H).array();
-    auto n = a.rightCols(H).array();
-    next[0] = ((T(1) - z) * n + z * prev[0].array()).matrix();
+    for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
+      T* ar = a.data() + b * a.outerStride();
+      const T* rr = r.data() + b * r.outerStride();
+      const T* h0 = prev[0].data() + b * prev[0].outerStride();
+      T *h1 = next[0].data() + b * next[0].outerStride(), *rn = extra.data() + b * extra.outerStride();
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        const A rg = (at(ar) + at(rr)).logistic();
+        const A z = (at(ar + H) + at(rr + H)).logistic();
+        const A hn = at(rr + 2 * H);  // W_hn h + b_hn
+        const A n = (at(ar + 2 * H) + rg * hn).tanh();
+        at(rn) = hn;
+        at(ar) = rg;
+        at(ar + H) = z;
+        at(ar + 2 * H) = n;
+        at(h1) = (T(1) - z) * n + z * at(h0);
+      });
+    }
   }
 
   // dnext: d loss / d h'. Writes, with `=`: da over a, dr, and dprev = the direct part of

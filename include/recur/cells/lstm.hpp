@@ -33,13 +33,28 @@ class LSTMCell {
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
     const Index H = next[0].cols();
-    a.leftCols(2 * H) = (a.leftCols(2 * H) + r.leftCols(2 * H)).array().logistic();
-    a.middleCols(2 * H, H) = (a.middleCols(2 * H, H) + r.middleCols(2 * H, H)).array().tanh();
-    a.rightCols(H) = (a.rightCols(H) + r.rightCols(H)).array().logistic();
-    next[1] = a.middleCols(H, H).cwiseProduct(prev[1]) +
-              a.leftCols(H).cwiseProduct(a.middleCols(2 * H, H));
-    extra = next[1].array().tanh();
-    next[0] = a.rightCols(H).cwiseProduct(extra);
+    for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
+      T* ai = a.data() + b * a.outerStride();
+      const T* ri = r.data() + b * r.outerStride();
+      const T* c0 = prev[1].data() + b * prev[1].outerStride();
+      T *c1 = next[1].data() + b * next[1].outerStride(), *h1 = next[0].data() + b * next[0].outerStride(), *tc = extra.data() + b * extra.outerStride();
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        const A i = (at(ai) + at(ri)).logistic();
+        const A f = (at(ai + H) + at(ri + H)).logistic();
+        const A g = (at(ai + 2 * H) + at(ri + 2 * H)).tanh();
+        const A o = (at(ai + 3 * H) + at(ri + 3 * H)).logistic();
+        const A c = f * at(c0) + i * g;
+        const A t = c.tanh();
+        at(ai) = i;
+        at(ai + H) = f;
+        at(ai + 2 * H) = g;
+        at(ai + 3 * H) = o;
+        at(c1) = c;
+        at(tc) = t;
+        at(h1) = o * t;
+      });
+    }
   }
 
   // dnext: d loss / d (h', c'). Writes, with `=`: da over a (d r is the same), and dprev, the

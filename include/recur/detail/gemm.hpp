@@ -132,8 +132,12 @@ class PackedWeight {
     const Index full = m / NR, rest = m - full * NR;
     const Index tail = rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest;
     if (xt) {  // one contiguous row of X^T at a time, spread over the panels
+      constexpr Index kLine = 64 / static_cast<Index>(sizeof(T)), kAhead = 8;
       for (Index kk = 0; kk < kc; ++kk) {
         const T* src = x + kk * ldx;
+        // The rows are far apart (X^T is dA^T: a row per sample and step); fetch ahead.
+        if (kk + kAhead < kc)
+          for (Index i = 0; i < m; i += kLine) prefetch_read(src + kAhead * ldx + i);
         for (Index j = 0; j < full; ++j)
           std::copy(src + j * NR, src + j * NR + NR, work + j * NR * kc + kk * NR);
         if (tail > 0) {
@@ -204,6 +208,13 @@ class PackedWeight {
     }
   }
 
+  static EIGEN_STRONG_INLINE void prefetch_read(const T* p) {
+#if defined(__GNUC__)
+    __builtin_prefetch(p, 0, 3);
+#else
+    (void)p;
+#endif
+  }
   static EIGEN_STRONG_INLINE void prefetch_write(const T* p) {
 #if defined(__GNUC__)
     __builtin_prefetch(p, 1, 3);
