@@ -37,7 +37,8 @@ class GRUCell {
       T* ar = a.data() + b * a.outerStride();
       const T* rr = r.data() + b * r.outerStride();
       const T* h0 = prev[0].data() + b * prev[0].outerStride();
-      T *h1 = next[0].data() + b * next[0].outerStride(), *rn = extra.data() + b * extra.outerStride();
+      T* h1 = next[0].data() + b * next[0].outerStride();
+      T* rn = extra.data() + b * extra.outerStride();
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A rg = (at(ar) + at(rr)).logistic();
@@ -58,21 +59,28 @@ class GRUCell {
   void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
                      const StatesIn& dnext, StatesOut dprev) const {
     const Index H = dnext[0].cols();
-    auto r = a.leftCols(H).array();
-    auto z = a.middleCols(H, H).array();
-    auto n = a.rightCols(H).array();
-    auto dh = dnext[0].array();
-    auto dr_r = dr.leftCols(H).array();
-    auto dr_z = dr.middleCols(H, H).array();
-    auto dr_n = dr.rightCols(H).array();
-    dr_n = dh * (T(1) - z) * (T(1) - n * n);          // d (a_n + r * r_n)
-    dr_z = dh * (prev[0].array() - n) * z * (T(1) - z);
-    dr_r = dr_n * extra.array() * r * (T(1) - r);
-    dprev[0] = (dh * z).matrix();
-    n = dr_n;
-    dr_n = dr_n * r;
-    z = dr_z;
-    r = dr_r;
+    for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
+      T* ar = a.data() + b * a.outerStride();
+      T* drr = dr.data() + b * dr.outerStride();
+      const T* hn = extra.data() + b * extra.outerStride();
+      const T* h0 = prev[0].data() + b * prev[0].outerStride();
+      const T* dh1 = dnext[0].data() + b * dnext[0].outerStride();
+      T* dh0 = dprev[0].data() + b * dprev[0].outerStride();
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        const A r = at(ar), z = at(ar + H), n = at(ar + 2 * H), dh = at(dh1);
+        const A dn = dh * (T(1) - z) * (T(1) - n * n);  // d (a_n + r * r_n)
+        const A dz = dh * (at(h0) - n) * z * (T(1) - z);
+        const A dg = dn * at(hn) * r * (T(1) - r);
+        at(dh0) = dh * z;
+        at(ar) = dg;
+        at(ar + H) = dz;
+        at(ar + 2 * H) = dn;
+        at(drr) = dg;
+        at(drr + H) = dz;
+        at(drr + 2 * H) = dn * r;
+      });
+    }
   }
 };
 

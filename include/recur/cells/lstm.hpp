@@ -22,9 +22,9 @@ template <class T>
 class LSTMCell {
  public:
   using Scalar = T;
-  static constexpr Index kGates = 4;     // G: weight_ih is [G*H, input]
-  static constexpr Index kStates = 2;    // state 0 = h (the output), state 1 = c
-  static constexpr Index kExtra = 1;     // extra cache per step, in units of H: tanh(c')
+  static constexpr Index kGates = 4;            // G: weight_ih is [G*H, input]
+  static constexpr Index kStates = 2;           // state 0 = h (the output), state 1 = c
+  static constexpr Index kExtra = 1;            // extra cache per step, in units of H: tanh(c')
   static constexpr bool kSameGateGrads = true;  // d r == d a
 
   using StatesIn = std::array<ConstRows<T>, kStates>;
@@ -37,7 +37,9 @@ class LSTMCell {
       T* ai = a.data() + b * a.outerStride();
       const T* ri = r.data() + b * r.outerStride();
       const T* c0 = prev[1].data() + b * prev[1].outerStride();
-      T *c1 = next[1].data() + b * next[1].outerStride(), *h1 = next[0].data() + b * next[0].outerStride(), *tc = extra.data() + b * extra.outerStride();
+      T* c1 = next[1].data() + b * next[1].outerStride();
+      T* h1 = next[0].data() + b * next[0].outerStride();
+      T* tc = extra.data() + b * extra.outerStride();
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A i = (at(ai) + at(ri)).logistic();
@@ -59,26 +61,30 @@ class LSTMCell {
 
   // dnext: d loss / d (h', c'). Writes, with `=`: da over a (d r is the same), and dprev, the
   // direct part of d loss / d (h, c) (the layer adds da W_hh to dprev[0]).
-  void backward_step(Rows<T> a, Rows<T> /*dr: same as a*/, const StatesIn& prev,
-                     ConstRows<T> extra, const StatesIn& dnext, StatesOut dprev) const {
+  void backward_step(Rows<T> a, Rows<T> /*dr: same as a*/, const StatesIn& prev, ConstRows<T> extra,
+                     const StatesIn& dnext, StatesOut dprev) const {
     const Index H = dnext[0].cols();
-    auto i = a.leftCols(H).array();
-    auto f = a.middleCols(H, H).array();
-    auto g = a.middleCols(2 * H, H).array();
-    auto o = a.rightCols(H).array();
-    auto tc = extra.array();
-    auto dh = dnext[0].array();
-    auto dc = dprev[1].array();       // first d c' (total), at the end d c
-    auto scratch = dprev[0].array();  // holds a gate's old value while it is overwritten
-    dc = dnext[1].array() + dh * o * (T(1) - tc * tc);
-    o = dh * tc * o * (T(1) - o);
-    scratch = i;
-    i = dc * g * i * (T(1) - i);
-    g = dc * scratch * (T(1) - g * g);
-    scratch = f;
-    f = dc * prev[1].array() * f * (T(1) - f);
-    dc = dc * scratch;
-    scratch.setZero();  // h reaches h' only through W_hh
+    for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
+      T* ai = a.data() + b * a.outerStride();
+      const T* tc = extra.data() + b * extra.outerStride();
+      const T* c0 = prev[1].data() + b * prev[1].outerStride();
+      const T* dh1 = dnext[0].data() + b * dnext[0].outerStride();
+      const T* dc1 = dnext[1].data() + b * dnext[1].outerStride();
+      T* dh0 = dprev[0].data() + b * dprev[0].outerStride();
+      T* dc0 = dprev[1].data() + b * dprev[1].outerStride();
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        const A i = at(ai), f = at(ai + H), g = at(ai + 2 * H), o = at(ai + 3 * H);
+        const A t = at(tc), dh = at(dh1);
+        const A dc = at(dc1) + dh * o * (T(1) - t * t);  // d c', total
+        at(ai) = dc * g * i * (T(1) - i);
+        at(ai + H) = dc * at(c0) * f * (T(1) - f);
+        at(ai + 2 * H) = dc * i * (T(1) - g * g);
+        at(ai + 3 * H) = dh * t * o * (T(1) - o);
+        at(dc0) = dc * f;
+        at(dh0).setZero();  // h reaches h' only through W_hh
+      });
+    }
   }
 };
 

@@ -105,8 +105,8 @@ class PackedWeight {
   /// saves the pass that would broadcast the bias into Y first). `work`: workspace_size(m)
   /// elements. Allocates nothing. Blocked like any GEMM: a block of X (rows x depth) is
   /// packed so that it stays in L2 while the weight panels stream past it.
-  void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work,
-                bool x_transposed = false, const T* bias = nullptr) const {
+  void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work, bool x_transposed = false,
+                const T* bias = nullptr) const {
     const Index mb = block_rows();
     for (Index r = 0; r < m; r += mb)
       for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
@@ -126,8 +126,8 @@ class PackedWeight {
   }
 
   // Y[m, n] += X[m, k0:k0+kc] * op(W)[k0:k0+kc, :]; x points at X[0, k0].
-  void multiply_block(const T* x, Index m, Index ldx, bool xt, Index k0, Index kc, T* y,
-                      Index ldy, T* work, const T* bias) const {
+  void multiply_block(const T* x, Index m, Index ldx, bool xt, Index k0, Index kc, T* y, Index ldy,
+                      T* work, const T* bias) const {
     // Pack X in panels of NR rows (the last one narrower), k-major: b[kk * width + c].
     const Index full = m / NR, rest = m - full * NR;
     const Index tail = rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest;
@@ -248,7 +248,8 @@ class PackedWeight {
     // The tile's rows of Y are written at the end: fetch them now, while the FMAs run. Y can
     // be large (the input projection of every step), and its misses would stall the stores.
     for (Index c = 0; c < nc; ++c)
-      for (Index i = 0; i < ni; i += 64 / static_cast<Index>(sizeof(T))) prefetch_write(y + c * ldy + i);
+      for (Index i = 0; i < ni; i += 64 / static_cast<Index>(sizeof(T)))
+        prefetch_write(y + c * ldy + i);
     Packet acc[KU][MP][N];
     for (int u = 0; u < KU; ++u)
       for (int r = 0; r < MP; ++r)
