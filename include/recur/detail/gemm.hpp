@@ -80,7 +80,12 @@ class PackedWeight {
           const T* src = w + (i0 + i) * ld;
           for (Index kk = 0; kk < k_; ++kk) d[kk * MR + i] = src[kk];
         }
-      } else {  // op(W)[kk, i] = w[kk, i]
+      } else if (ni == MR) {  // op(W)[kk, i] = w[kk, i]: MP packets per kk
+        using namespace Eigen::internal;
+        for (Index kk = 0; kk < k_; ++kk)
+          for (Index r = 0; r < MP; ++r)
+            pstoreu(d + kk * MR + r * P, ploadu<Packet>(w + kk * ld + i0 + r * P));
+      } else {
         for (Index kk = 0; kk < k_; ++kk)
           std::copy(w + kk * ld + i0, w + kk * ld + i0 + ni, d + kk * MR);
       }
