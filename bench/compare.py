@@ -3,12 +3,17 @@
 
     /usr/bin/python3 bench/compare.py [--filter REGEX] [--reps 5] [--write docs/performance.md]
 
-Builds build/bench (Release, -march=native, benchmarks only), runs recur_bench and
-onednn_bench (Google Benchmark, median of --reps repetitions) on 1 and 2 threads
-(RECUR_NUM_THREADS / OMP_NUM_THREADS), and bench/torch_rnn_bench.py (PyTorch + OpenBLAS, 2
-threads), then prints one table of median times and throughput ratios (> 1: recur faster),
-and with --write writes it as Markdown with the machine and the command.
+Builds build/bench (Release, -march=native, benchmarks only), then runs --reps rounds; each
+round runs recur_bench and onednn_bench (Google Benchmark) on 1 and 2 threads
+(RECUR_NUM_THREADS / OMP_NUM_THREADS) and bench/torch_rnn_bench.py (PyTorch + OpenBLAS, 2
+threads), one after the other. Prints one table of median times and ratios (> 1: recur
+faster), and with --write writes it as Markdown with the machine and the command.
+
+The machine is shared and noisy: a slow minute would hit whichever peer ran in it. Running
+the peers in turn, round after round, spreads that over all of them, and each ratio is the
+median over rounds of the ratio measured within one round (paired), not a ratio of medians.
 """
+import statistics
 import argparse
 import json
 import os
@@ -25,15 +30,14 @@ def sh(cmd, env=None, **kw):
     return subprocess.run(cmd, check=True, text=True, env={**os.environ, **(env or {})}, **kw)
 
 
-def gbench(binary, flt, reps, env):
-    out = sh([binary, f"--benchmark_filter={flt}", f"--benchmark_repetitions={reps}",
-              "--benchmark_report_aggregates_only=true", "--benchmark_format=json",
+def gbench(binary, flt, env):
+    """One run of every benchmark matching flt: {name: milliseconds}."""
+    out = sh([binary, f"--benchmark_filter={flt}", "--benchmark_format=json",
               "--benchmark_min_time=0.2"], env=env, capture_output=True).stdout
     res = {}
     for b in json.loads(out)["benchmarks"]:
-        if b.get("aggregate_name") == "median":
-            scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
-            res[b["run_name"]] = b["real_time"] * scale
+        scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
+        res[b["run_name"]] = b["real_time"] * scale
     return res
 
 
@@ -60,20 +64,32 @@ def main():
        stdout=subprocess.DEVNULL)
     sh(["cmake", "--build", BUILD], stdout=subprocess.DEVNULL)
     onednn = os.path.join(BUILD, "bench", "onednn_bench")
-    results = {}
-    for threads in (1, 2):
-        env = {"RECUR_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-        print(f"recur, {threads} thread(s) ...", file=sys.stderr, flush=True)
-        results[("recur", threads)] = gbench(os.path.join(BUILD, "bench", "recur_bench"), a.filter, a.reps, env)
-        if os.path.exists(onednn):
-            print(f"oneDNN, {threads} thread(s) ...", file=sys.stderr, flush=True)
-            results[("onednn", threads)] = gbench(onednn, a.filter, a.reps, env)
-    print("PyTorch, 2 threads ...", file=sys.stderr, flush=True)
-    out = sh(["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_rnn_bench.py"), "--threads", "2",
-              "--filter", a.filter, "--reps", str(a.reps)], capture_output=True).stdout
-    results[("torch", 2)] = {l.split()[0]: float(l.split()[1]) for l in out.splitlines() if l.strip()}
+    rounds = []  # per round: {(peer, threads): {name: ms}}
+    for r in range(a.reps):
+        res = {}
+        for threads in (1, 2):
+            env = {"RECUR_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+            print(f"round {r + 1}/{a.reps}: recur, {threads} thread(s) ...", file=sys.stderr, flush=True)
+            res[("recur", threads)] = gbench(os.path.join(BUILD, "bench", "recur_bench"), a.filter, env)
+            if os.path.exists(onednn):
+                print(f"round {r + 1}/{a.reps}: oneDNN, {threads} thread(s) ...", file=sys.stderr, flush=True)
+                res[("onednn", threads)] = gbench(onednn, a.filter, env)
+        print(f"round {r + 1}/{a.reps}: PyTorch, 2 threads ...", file=sys.stderr, flush=True)
+        out = sh(["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_rnn_bench.py"), "--threads", "2",
+                  "--filter", a.filter, "--reps", "1"], capture_output=True).stdout
+        res[("torch", 2)] = {l.split()[0]: float(l.split()[1]) for l in out.splitlines() if l.strip()}
+        rounds.append(res)
 
-    names = sorted(results[("recur", 1)], key=lambda n: (re.sub(r"<.*", "", n), n))
+    def median_time(key, name):
+        v = [r[key][name] for r in rounds if name in r.get(key, {})]
+        return statistics.median(v) if v else None
+
+    def median_ratio(peer, ours, name):  # paired within each round
+        v = [r[peer][name] / r[ours][name] for r in rounds
+             if name in r.get(peer, {}) and name in r.get(ours, {})]
+        return statistics.median(v) if v else None
+
+    names = sorted(rounds[0][("recur", 1)], key=lambda n: (re.sub(r"<.*", "", n), n))
     head = ("| case | recur 1T ms | oneDNN 1T ms | ratio | recur 2T ms | oneDNN 2T ms | ratio | "
             "PyTorch 2T ms | ratio |")
     lines = [head, "|" + "---|" * 9]
@@ -81,26 +97,29 @@ def main():
     def cell(v):
         return f"{v:.3f}" if v is not None else "–"
 
-    def ratio(peer, ours):
-        return f"{peer / ours:.2f}×" if peer and ours else "–"
+    def ratio(v):
+        return f"{v:.2f}×" if v is not None else "–"
 
     for n in names:
-        r1, r2 = results[("recur", 1)].get(n), results[("recur", 2)].get(n)
-        o1 = results.get(("onednn", 1), {}).get(n)
-        o2 = results.get(("onednn", 2), {}).get(n)
-        t2 = results[("torch", 2)].get(n)
+        r1, r2 = median_time(("recur", 1), n), median_time(("recur", 2), n)
+        o1, o2 = median_time(("onednn", 1), n), median_time(("onednn", 2), n)
+        t2 = median_time(("torch", 2), n)
+        q1 = median_ratio(("onednn", 1), ("recur", 1), n)
+        q2 = median_ratio(("onednn", 2), ("recur", 2), n)
+        qt = median_ratio(("torch", 2), ("recur", 2), n)
         short = n.replace("/real_time", "").replace("f>", ">")
-        lines.append(f"| {short} | {cell(r1)} | {cell(o1)} | {ratio(o1, r1)} | {cell(r2)} | {cell(o2)} | "
-                     f"{ratio(o2, r2)} | {cell(t2)} | {ratio(t2, r2)} |")
+        lines.append(f"| {short} | {cell(r1)} | {cell(o1)} | {ratio(q1)} | {cell(r2)} | {cell(o2)} | "
+                     f"{ratio(q2)} | {cell(t2)} | {ratio(qt)} |")
     table = "\n".join(lines)
     print(table)
     if a.write:
         import torch  # noqa: only for its version
         doc = f"""# Performance: recur vs oneDNN vs PyTorch
 
-Generated by `/usr/bin/python3 bench/compare.py --write docs/performance.md` (all numbers from
-one run, medians of {a.reps} repetitions; float32). Ratios are the peer's time over recur's:
-above 1, recur is faster. "Forward" is inference (eval mode); "Train" is a training step
+Generated by `/usr/bin/python3 bench/compare.py --write docs/performance.md` (one run of
+{a.reps} rounds, each round running every peer in turn; float32). Times are medians over the
+rounds; a ratio is the peer's time over recur's, taken within each round and then the median
+over the rounds: above 1, recur is faster. "Forward" is inference (eval mode); "Train" is a training step
 (forward + backward, all gradients). B batch, T time steps, in input size, H hidden size,
 L layers. 1T / 2T: one or two threads.
 
