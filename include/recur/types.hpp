@@ -88,6 +88,12 @@ ConstRows<T> rows(const T* p, Index r, Index c) {
   return ConstRows<T>(p, r, c, Eigen::OuterStride<>(c));
 }
 
+// The first element of row b of a row view.
+template <class M>
+auto row_data(M&& m, Index b) {  // non-const views give writable pointers
+  return m.data() + b * m.outerStride();
+}
+
 // One chunk of a row for for_chunks: at(p) is p[j, j + len) as an Eigen array of at most W
 // elements whose storage is fixed (a full chunk has a compile-time size).
 template <class T, int W, bool Full>

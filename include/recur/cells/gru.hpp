@@ -34,11 +34,11 @@ class GRUCell {
                     Rows<T> extra) const {
     const Index H = next[0].cols();
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
-      T* ar = a.data() + b * a.outerStride();
-      const T* rr = r.data() + b * r.outerStride();
-      const T* h0 = prev[0].data() + b * prev[0].outerStride();
-      T* h1 = next[0].data() + b * next[0].outerStride();
-      T* rn = extra.data() + b * extra.outerStride();
+      T* ar = detail::row_data(a, b);
+      const T* rr = detail::row_data(r, b);
+      const T* h0 = detail::row_data(prev[0], b);
+      T* h1 = detail::row_data(next[0], b);
+      T* rn = detail::row_data(extra, b);
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A rg = (at(ar) + at(rr)).logistic();
@@ -60,12 +60,12 @@ class GRUCell {
                      const StatesIn& dnext, StatesOut dprev) const {
     const Index H = dnext[0].cols();
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
-      T* ar = a.data() + b * a.outerStride();
-      T* drr = dr.data() + b * dr.outerStride();
-      const T* hn = extra.data() + b * extra.outerStride();
-      const T* h0 = prev[0].data() + b * prev[0].outerStride();
-      const T* dh1 = dnext[0].data() + b * dnext[0].outerStride();
-      T* dh0 = dprev[0].data() + b * dprev[0].outerStride();
+      T* ar = detail::row_data(a, b);
+      T* drr = detail::row_data(dr, b);
+      const T* hn = detail::row_data(extra, b);
+      const T* h0 = detail::row_data(prev[0], b);
+      const T* dh1 = detail::row_data(dnext[0], b);
+      T* dh0 = detail::row_data(dprev[0], b);
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A r = at(ar), z = at(ar + H), n = at(ar + 2 * H), dh = at(dh1);

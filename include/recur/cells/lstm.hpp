@@ -34,12 +34,12 @@ class LSTMCell {
                     Rows<T> extra) const {
     const Index H = next[0].cols();
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
-      T* ai = a.data() + b * a.outerStride();
-      const T* ri = r.data() + b * r.outerStride();
-      const T* c0 = prev[1].data() + b * prev[1].outerStride();
-      T* c1 = next[1].data() + b * next[1].outerStride();
-      T* h1 = next[0].data() + b * next[0].outerStride();
-      T* tc = extra.data() + b * extra.outerStride();
+      T* ai = detail::row_data(a, b);
+      const T* ri = detail::row_data(r, b);
+      const T* c0 = detail::row_data(prev[1], b);
+      T* c1 = detail::row_data(next[1], b);
+      T* h1 = detail::row_data(next[0], b);
+      T* tc = detail::row_data(extra, b);
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A i = (at(ai) + at(ri)).logistic();
@@ -65,13 +65,13 @@ class LSTMCell {
                      const StatesIn& dnext, StatesOut dprev) const {
     const Index H = dnext[0].cols();
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
-      T* ai = a.data() + b * a.outerStride();
-      const T* tc = extra.data() + b * extra.outerStride();
-      const T* c0 = prev[1].data() + b * prev[1].outerStride();
-      const T* dh1 = dnext[0].data() + b * dnext[0].outerStride();
-      const T* dc1 = dnext[1].data() + b * dnext[1].outerStride();
-      T* dh0 = dprev[0].data() + b * dprev[0].outerStride();
-      T* dc0 = dprev[1].data() + b * dprev[1].outerStride();
+      T* ai = detail::row_data(a, b);
+      const T* tc = detail::row_data(extra, b);
+      const T* c0 = detail::row_data(prev[1], b);
+      const T* dh1 = detail::row_data(dnext[0], b);
+      const T* dc1 = detail::row_data(dnext[1], b);
+      T* dh0 = detail::row_data(dprev[0], b);
+      T* dc0 = detail::row_data(dprev[1], b);
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A i = at(ai), f = at(ai + H), g = at(ai + 2 * H), o = at(ai + 3 * H);

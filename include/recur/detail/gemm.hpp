@@ -142,7 +142,7 @@ class PackedWeight {
         const T* src = x + kk * ldx;
         // The rows are far apart (X^T is dA^T: a row per sample and step); fetch ahead.
         if (kk + kAhead < kc)
-          for (Index i = 0; i < m; i += kLine) prefetch_read(src + kAhead * ldx + i);
+          for (Index i = 0; i < m; i += kLine) prefetch<0>(src + kAhead * ldx + i);
         for (Index j = 0; j < full; ++j)
           std::copy(src + j * NR, src + j * NR + NR, work + j * NR * kc + kk * NR);
         if (tail > 0) {
@@ -213,16 +213,11 @@ class PackedWeight {
     }
   }
 
-  static EIGEN_STRONG_INLINE void prefetch_read(const T* p) {
+  // Cache hint: fetch the line holding p, for reading (kRw = 0) or writing (kRw = 1).
+  template <int kRw>
+  static EIGEN_STRONG_INLINE void prefetch(const T* p) {
 #if defined(__GNUC__)
-    __builtin_prefetch(p, 0, 3);
-#else
-    (void)p;
-#endif
-  }
-  static EIGEN_STRONG_INLINE void prefetch_write(const T* p) {
-#if defined(__GNUC__)
-    __builtin_prefetch(p, 1, 3);
+    __builtin_prefetch(p, kRw, 3);
 #else
     (void)p;
 #endif
@@ -254,7 +249,7 @@ class PackedWeight {
     // be large (the input projection of every step), and its misses would stall the stores.
     for (Index c = 0; c < nc; ++c)
       for (Index i = 0; i < ni; i += 64 / static_cast<Index>(sizeof(T)))
-        prefetch_write(y + c * ldy + i);
+        prefetch<1>(y + c * ldy + i);
     Packet acc[KU][MP][N];
     for (int u = 0; u < KU; ++u)
       for (int r = 0; r < MP; ++r)
