@@ -1,6 +1,6 @@
 // detail::PackedWeight (the packed-weight GEMM under every recurrent layer) against Eigen's
 // product, over shapes that hit every path of the kernel: full and partial weight panels
-// (n around multiples of 3 packets), every tail width of X's row panels (m = 1..20), depths
+// (n around multiples of 3 packets; a last panel of 1 or 2 packets, full or not), every tail width of X's row panels (m = 1..20), depths
 // that are not multiples of the k-unrolling, row and depth blocking, row strides of W, X and
 // Y, X given transposed (the weight-gradient products), and the bias form Y = bias + X op(W)
 // (Y's old content, NaN here, must be neither read nor kept).
@@ -55,7 +55,7 @@ template <class T>
 void sweep() {
   for (WeightOp op : {WeightOp::Transposed, WeightOp::AsIs})
     for (Index m : {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 20})
-      for (Index n : {1, 5, 16, 47, 48, 49, 96, 100})
+      for (Index n : {1, 5, 16, 32, 47, 48, 49, 68, 80, 96, 100})
         for (Index k : {1, 3, 6, 33})
           for (bool xt : {false, true})
             for (bool with_bias : {false, true})

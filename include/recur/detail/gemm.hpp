@@ -19,8 +19,11 @@
 // accumulators that stay in registers. With 24 accumulators the loads are few enough that
 // the FMA units, not the load ports, set the pace: 105-112 GFLOP/s of a 116 peak per core on
 // an AVX-512 Zen 4, where Eigen's general product, which repacks the weight on every call,
-// reaches 45-85 (bench/gemm_bench.cpp). Written with Eigen's packet primitives, so it builds
-// for SSE, AVX2, AVX-512 and NEON alike.
+// reaches 45-85 (bench/gemm_bench.cpp). The last panel of W is only as many packets wide as
+// it needs: hidden sizes are powers of two, which 3 packets never divide (n = 256 would
+// compute 288 columns; with a one-packet last panel the d x and weight-gradient products at
+// H = 256 run 10-15% faster). Written with Eigen's packet primitives, so it builds for SSE,
+// AVX2, AVX-512 and NEON alike.
 
 #include <algorithm>
 
@@ -64,21 +67,23 @@ class PackedWeight {
     k_ = op == WeightOp::Transposed ? cols : rows;
     const Index panels = (n_ + MR - 1) / MR;
     grow(packed_, static_cast<std::size_t>(panels * MR * k_));
-    // Panel p holds outputs [p*MR, p*MR + MR) for every kk, k-major: d[kk * MR + i]; the
-    // rows past n are zero. (A depth block of a panel is then contiguous too.)
+    // Panel p holds outputs [p*MR, p*MR + wp) for every kk, k-major: d[kk * wp + i], where
+    // wp = MR except for the last panel, which is only as wide as the packets it needs (n =
+    // 256 would otherwise compute 288 columns); the columns past n are zero. (A depth block of
+    // a panel is then contiguous too.)
     for (Index p = 0; p < panels; ++p) {
       T* d = packed_.data() + p * MR * k_;
-      const Index i0 = p * MR, ni = std::min(MR, n_ - i0);
+      const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
       if (op == WeightOp::Transposed) {  // op(W)[kk, i] = w[i, kk]: read rows of w
         Index i = 0;
         for (; i + NR <= ni; i += NR) {  // NR rows at a time, transposed in registers
           const T* src = w + (i0 + i) * ld;
-          for (Index kk = transpose_rows(src, ld, k_, d + i, MR); kk < k_; ++kk)
-            for (Index c = 0; c < NR; ++c) d[kk * MR + i + c] = src[c * ld + kk];
+          for (Index kk = transpose_rows(src, ld, k_, d + i, wp); kk < k_; ++kk)
+            for (Index c = 0; c < NR; ++c) d[kk * wp + i + c] = src[c * ld + kk];
         }
         for (; i < ni; ++i) {
           const T* src = w + (i0 + i) * ld;
-          for (Index kk = 0; kk < k_; ++kk) d[kk * MR + i] = src[kk];
+          for (Index kk = 0; kk < k_; ++kk) d[kk * wp + i] = src[kk];
         }
       } else if (ni == MR) {  // op(W)[kk, i] = w[kk, i]: MP packets per kk
         using namespace Eigen::internal;
@@ -87,10 +92,10 @@ class PackedWeight {
             pstoreu(d + kk * MR + r * P, ploadu<Packet>(w + kk * ld + i0 + r * P));
       } else {
         for (Index kk = 0; kk < k_; ++kk)
-          std::copy(w + kk * ld + i0, w + kk * ld + i0 + ni, d + kk * MR);
+          std::copy(w + kk * ld + i0, w + kk * ld + i0 + ni, d + kk * wp);
       }
-      if (ni < MR)
-        for (Index kk = 0; kk < k_; ++kk) std::fill(d + kk * MR + ni, d + kk * MR + MR, T(0));
+      if (ni < wp)
+        for (Index kk = 0; kk < k_; ++kk) std::fill(d + kk * wp + ni, d + kk * wp + wp, T(0));
     }
   }
 
@@ -123,6 +128,8 @@ class PackedWeight {
 
  private:
   static constexpr Index kKc = 512;  // depth block
+  // Width of a panel holding ni (<= MR) outputs: whole packets.
+  static Index panel_width(Index ni) { return (ni + P - 1) / P * P; }
   // Rows of X per block: its packed copy takes about 128 KiB.
   Index block_rows() const {
     const Index depth = std::max<Index>(std::min(k_, kKc), 1);
@@ -169,28 +176,38 @@ class PackedWeight {
     T* spill = work + (full + (tail > 0)) * NR * kc;  // MR x NR, for the last partial panel
     const Index panels = (n_ + MR - 1) / MR;
     for (Index p = 0; p < panels; ++p) {
-      const T* a = packed_.data() + p * MR * k_ + k0 * MR;
-      const Index i0 = p * MR, ni = std::min(MR, n_ - i0);
+      const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
+      const T* a = packed_.data() + p * MR * k_ + k0 * wp;
       const T* bp = bias ? bias + i0 : nullptr;
-      for (Index j = 0; j < full; ++j)
-        tile<NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy + i0, ldy, ni, NR, spill, bp);
-      if (tail == 0) continue;
-      const T* b = work + full * NR * kc;
-      T* yt = y + full * NR * ldy + i0;
-      // Narrow tiles have few accumulators: unroll k into independent sets to hide latency.
-      if constexpr (NR == 8) {
-        if (tail == 8) {
-          tile<8, 1>(a, b, kc, yt, ldy, ni, rest, spill, bp);
-          continue;
-        }
-      }
-      if (tail == 4)
-        tile<4, 1>(a, b, kc, yt, ldy, ni, rest, spill, bp);
-      else if (tail == 2)
-        tile<2, 2>(a, b, kc, yt, ldy, ni, rest, spill, bp);
+      T* yp = y + i0;
+      if (wp == MR)
+        panel<MP>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, bp);
+      else if (wp == 2 * P)
+        panel<2>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, bp);
       else
-        tile<1, 4>(a, b, kc, yt, ldy, ni, rest, spill, bp);
+        panel<1>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, bp);
     }
+  }
+
+  // One panel of W (M packets wide) against every packed row tile of X.
+  template <int M>
+  void panel(const T* a, const T* work, Index kc, Index full, Index rest, Index tail, T* y,
+             Index ldy, Index ni, T* spill, const T* bias) const {
+    for (Index j = 0; j < full; ++j)
+      tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, bias);
+    if (tail == 0) return;
+    const T* b = work + full * NR * kc;
+    T* yt = y + full * NR * ldy;
+    // Narrow tiles have few accumulators: unroll k into independent sets to hide latency.
+    if constexpr (NR == 8) {
+      if (tail == 8) return tile<M, 8, 1>(a, b, kc, yt, ldy, ni, rest, spill, bias);
+    }
+    if (tail == 4)
+      tile<M, 4, 1>(a, b, kc, yt, ldy, ni, rest, spill, bias);
+    else if (tail == 2)
+      tile<M, 2, 2>(a, b, kc, yt, ldy, ni, rest, spill, bias);
+    else
+      tile<M, 1, 4>(a, b, kc, yt, ldy, ni, rest, spill, bias);
   }
 
   // d[kk * ldd + c] = x[c * ldx + kk] for NR rows (c < NR), NR x NR blocks at a time with a
@@ -223,61 +240,62 @@ class PackedWeight {
 #endif
   }
 
-  // One step of depth: acc[r][c] += a[r*P : r*P + P] * b[c] for the MP packets and N rows.
-  template <int N>
-  static EIGEN_STRONG_INLINE void depth_step(const T* ak, const T* bk, Packet (&acc)[MP][N]) {
+  // One step of depth: acc[r][c] += a[r*P : r*P + P] * b[c] for the M packets and N rows.
+  template <int M, int N>
+  static EIGEN_STRONG_INLINE void depth_step(const T* ak, const T* bk, Packet (&acc)[M][N]) {
     using namespace Eigen::internal;
-    Packet a0 = pload<Packet>(ak), a1 = pload<Packet>(ak + P), a2 = pload<Packet>(ak + 2 * P);
-    RECUR_IN_REGISTER(a0);
-    RECUR_IN_REGISTER(a1);
-    RECUR_IN_REGISTER(a2);
+    Packet w[M];
+    for (int r = 0; r < M; ++r) {
+      w[r] = pload<Packet>(ak + r * P);
+      RECUR_IN_REGISTER(w[r]);
+    }
     for (int c = 0; c < N; ++c) {
       const Packet bc = pset1<Packet>(bk[c]);
-      acc[0][c] = pmadd(a0, bc, acc[0][c]);
-      acc[1][c] = pmadd(a1, bc, acc[1][c]);
-      acc[2][c] = pmadd(a2, bc, acc[2][c]);
+      for (int r = 0; r < M; ++r) acc[r][c] = pmadd(w[r], bc, acc[r][c]);
     }
   }
 
-  // y[c, i] += sum_{kk < kc} a[kk * MR + i] * b[kk * N + c]  for c < nc, i < ni.
+  // y[c, i] += sum_{kk < kc} a[kk * M*P + i] * b[kk * N + c]  for c < nc, i < ni.
   // With a bias: y[c, i] = bias[i] + the sum.
-  template <int N, int KU>
+  template <int M, int N, int KU>
   void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc, T* spill,
             const T* bias) const {
     using namespace Eigen::internal;
+    constexpr Index W = M * P;
     // The tile's rows of Y are written at the end: fetch them now, while the FMAs run. Y can
     // be large (the input projection of every step), and its misses would stall the stores.
     for (Index c = 0; c < nc; ++c)
       for (Index i = 0; i < ni; i += 64 / static_cast<Index>(sizeof(T)))
         prefetch<1>(y + c * ldy + i);
-    Packet acc[KU][MP][N];
+    Packet acc[KU][M][N];
     for (int u = 0; u < KU; ++u)
-      for (int r = 0; r < MP; ++r)
+      for (int r = 0; r < M; ++r)
         for (int c = 0; c < N; ++c) acc[u][r][c] = pset1<Packet>(T(0));
     Index kk = 0;
     for (; kk + KU <= kc; kk += KU)
-      for (int u = 0; u < KU; ++u) depth_step<N>(a + (kk + u) * MR, b + (kk + u) * N, acc[u]);
-    for (; kk < kc; ++kk) depth_step<N>(a + kk * MR, b + kk * N, acc[0]);
+      for (int u = 0; u < KU; ++u)
+        depth_step<M, N>(a + (kk + u) * W, b + (kk + u) * N, acc[u]);
+    for (; kk < kc; ++kk) depth_step<M, N>(a + kk * W, b + kk * N, acc[0]);
     for (int u = 1; u < KU; ++u)
-      for (int r = 0; r < MP; ++r)
+      for (int r = 0; r < M; ++r)
         for (int c = 0; c < N; ++c) acc[0][r][c] = padd(acc[0][r][c], acc[u][r][c]);
     // Every index above is a constant once the loops are unrolled, so the accumulators stay
     // in registers; the stores below keep it that way (no variable index into acc).
-    if (ni == MR) {
+    if (ni == W) {
       for (int c = 0; c < N; ++c) {
         if (c < nc) {
           T* yc = y + c * ldy;
-          for (int r = 0; r < MP; ++r)
+          for (int r = 0; r < M; ++r)
             pstoreu(yc + r * P,
                     padd(ploadu<Packet>(bias ? bias + r * P : yc + r * P), acc[0][r][c]));
         }
       }
     } else {
       for (int c = 0; c < N; ++c)
-        for (int r = 0; r < MP; ++r) pstoreu(spill + c * MR + r * P, acc[0][r][c]);
+        for (int r = 0; r < M; ++r) pstoreu(spill + c * W + r * P, acc[0][r][c]);
       for (Index c = 0; c < nc; ++c)
         for (Index i = 0; i < ni; ++i)
-          y[c * ldy + i] = (bias ? bias[i] : y[c * ldy + i]) + spill[c * MR + i];
+          y[c * ldy + i] = (bias ? bias[i] : y[c * ldy + i]) + spill[c * W + i];
     }
   }
 
