@@ -102,10 +102,11 @@ TEST(NoMalloc, StreamingOneStepAtATime) {
   EXPECT_EQ(allocations.load(), 0) << "operator new was called while streaming";
 }
 
-// Large enough to run on several threads (when built with OpenMP): no allocation either.
-TEST(NoMalloc, Threaded) {
+// Large enough to run on several threads (when built with OpenMP): no allocation either,
+// whether the threads split the batch or, with one sample, the hidden units.
+void threaded_no_malloc(Index B, Index H) {
   set_num_threads(2);
-  const Index B = 8, S = 20, I = 32, H = 48;
+  const Index S = 20, I = 32;
   LSTM<float> m(opts(I, H, 2));
   std::mt19937_64 rng(1);
   Tensor3<float> x = random_tensor<float>(B, S, I, rng), dy = random_tensor<float>(B, S, H, rng);
@@ -125,8 +126,11 @@ TEST(NoMalloc, Threaded) {
   Eigen::internal::set_is_malloc_allowed(true);
   counting = false;
   set_num_threads(0);
-  EXPECT_EQ(allocations.load(), 0) << "operator new was called inside a threaded forward/backward";
+  EXPECT_EQ(allocations.load(), 0) << "operator new was called inside a threaded forward/backward"
+                                    << " (batch " << B << ")";
 }
+TEST(NoMalloc, Threaded) { threaded_no_malloc(8, 48); }
+TEST(NoMalloc, ThreadedBatchOne) { threaded_no_malloc(1, 96); }
 
 TEST(NoMalloc, TheCountersWork) {
   allocations = 0;

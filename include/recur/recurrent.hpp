@@ -157,13 +157,24 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     detail::grow(extra_, static_cast<std::size_t>((training ? N : B) * EH));
     if (training) detail::grow(prev_, static_cast<std::size_t>(kStates * N * H));
 
-    // Samples are independent: each thread runs the whole loop for a slice of the batch.
-    const int parts = detail::threads_for(B, static_cast<double>(N) * GH * (input_ + H));
     prepare_gemms(detail::WeightOp::Transposed, B, S);
-    detail::parallel(parts, [&](int p, int n) {
-      const auto [b0, b1] = detail::split(B, p, n);
-      if (b1 > b0) forward_slice(b0, b1, x, S, init, out, final_state, training, work(p));
-    });
+    if (const int uparts = unit_parts(B, S); uparts > 1) {
+      // One sample: the threads split the hidden units of every step instead.
+      detail::grow(unit_scratch_, static_cast<std::size_t>(2 * GH + EH));
+      detail::grow(unit_weights_, static_cast<std::size_t>(GH * H + GH));
+      load_states(init, state_.data(), H);
+      detail::SpinBarrier barrier;
+      detail::parallel(uparts, [&](int p, int n) {
+        forward_units(p, n, x, S, out, final_state, training, barrier);
+      });
+    } else {
+      // Samples are independent: each thread runs the whole loop for a slice of the batch.
+      const int parts = detail::threads_for(B, static_cast<double>(N) * GH * (input_ + H));
+      detail::parallel(parts, [&](int p, int n) {
+        const auto [b0, b1] = detail::split(B, p, n);
+        if (b1 > b0) forward_slice(b0, b1, x, S, init, out, final_state, training, work(p));
+      });
+    }
     if (training) {
       x_ = x.data();
       ldx_ = x.outerStride();
@@ -188,12 +199,21 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     if constexpr (!Cell::kSameGateGrads) detail::grow(dhg_, static_cast<std::size_t>(N * GH));
     T* dr_base = Cell::kSameGateGrads ? gates_.data() : dhg_.data();
 
-    const int parts = detail::threads_for(B, static_cast<double>(N) * GH * H);
     prepare_gemms(detail::WeightOp::AsIs, B, S);
-    detail::parallel(parts, [&](int p, int n) {
-      const auto [b0, b1] = detail::split(B, p, n);
-      if (b1 > b0) backward_slice(b0, b1, d_out, d_final, d_init, dr_base, work(p));
-    });
+    if (const int uparts = unit_parts(B, S); uparts > 1) {
+      detail::grow(unit_scratch_, static_cast<std::size_t>(2 * GH + Cell::kExtra * H));
+      load_states(d_final, dstate_.data(), H);
+      detail::SpinBarrier barrier;
+      detail::parallel(uparts, [&](int p, int n) {
+        backward_units(p, n, d_out, d_init, dr_base, barrier);
+      });
+    } else {
+      const int parts = detail::threads_for(B, static_cast<double>(N) * GH * H);
+      detail::parallel(parts, [&](int p, int n) {
+        const auto [b0, b1] = detail::split(B, p, n);
+        if (b1 > b0) backward_slice(b0, b1, d_out, d_final, d_init, dr_base, work(p));
+      });
+    }
 
     // Input and weight gradients: big GEMMs over all steps.
     ConstRows<T> dA = rows<T>(static_cast<const T*>(gates_.data()), N, GH);
@@ -246,7 +266,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   std::size_t workspace_bytes() const {
     return sizeof(T) * (gates_.capacity() + hg_.capacity() + state_.capacity() +
                         extra_.capacity() + prev_.capacity() + dhg_.capacity() +
-                        dstate_.capacity() + gemm_work_.capacity()) +
+                        dstate_.capacity() + gemm_work_.capacity() + unit_scratch_.capacity() +
+                        unit_weights_.capacity()) +
            w_ih_packed_.bytes() + w_hh_packed_.bytes() + x_packed_.bytes();
   }
 
@@ -370,6 +391,164 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       if (d_init[s]) std::copy(dcur[s], dcur[s] + Bs * H, d_init[s] + b0 * H);
   }
 
+  // ---- batch 1 on several threads: the hidden units of each step are split ----
+  // With one sample there is no batch to split, and a step is a matrix-vector product that
+  // streams W_hh from L2. Each of n threads takes a range of hidden units: it computes the
+  // part of R for the gates of its units from its own copy of those rows of W_hh (so each core
+  // reads only its share, which stays in its L2), runs the cell on its units (the cell sees G
+  // gate blocks of the range's width, gathered from A's row into scratch), and writes its part
+  // of h; one barrier per step, since the next product needs all of h. The backward loop
+  // mirrors it: the cell on a thread's units, a barrier, then d h of its units from the whole
+  // dR row. The caches keep the layout of the batch path, so the products over all steps
+  // after the loop are shared.
+  int unit_parts(Index B, Index S) const {
+    if (B != 1 || S < 8) return 1;
+    const int n = std::min<int>(num_threads(), static_cast<int>(hidden_ / 32));
+    return n >= 2 ? n : 1;
+  }
+  // Units [j0, j1) of part p of n: ranges in whole 16-element chunks (the cells' SIMD width).
+  std::pair<Index, Index> unit_range(int p, int n) const {
+    const auto [c0, c1] = detail::split((hidden_ + 15) / 16, p, n);
+    return {std::min(hidden_, 16 * c0), std::min(hidden_, 16 * c1)};
+  }
+  // kStates vectors of H at `to` (current, then next at to + kStates * H): from `from`, or 0.
+  void load_states(const StatePtrs& from, T* to, Index H) const {
+    for (Index s = 0; s < kStates; ++s) {
+      if (from[static_cast<std::size_t>(s)])
+        std::copy(from[static_cast<std::size_t>(s)], from[static_cast<std::size_t>(s)] + H,
+                  to + s * H);
+      else
+        std::fill(to + s * H, to + (s + 1) * H, T(0));
+    }
+  }
+  // Gate blocks of the units [j0, j0 + hp) of a row of G * H (blocks of H) <-> G * hp
+  // contiguous values (blocks of hp).
+  static void gather(const T* row, Index blocks, Index H, Index j0, Index hp, T* to) {
+    for (Index g = 0; g < blocks; ++g) std::copy(row + g * H + j0, row + g * H + j0 + hp, to + g * hp);
+  }
+  static void scatter(const T* from, Index blocks, Index H, Index j0, Index hp, T* row) {
+    for (Index g = 0; g < blocks; ++g) std::copy(from + g * hp, from + (g + 1) * hp, row + g * H + j0);
+  }
+
+  void forward_units(int p, int n, ConstRows<T> x, Index S, Rows<T> out,
+                     const StateOutPtrs& final_state, bool training, detail::SpinBarrier& barrier) {
+    using detail::rows;
+    using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+    const Index H = hidden_, GH = kGates * H, EH = Cell::kExtra * H, length = lengths_[0];
+    const auto [j0, j1] = unit_range(p, n);
+    const Index hp = j1 - j0;
+    // Input projection of every step, split by steps.
+    const auto [r0, r1] = detail::split(S, p, n);
+    if (r1 > r0)
+      input_gemm(x.data() + r0 * x.outerStride(), r1 - r0, x.outerStride(),
+                 gates_.data() + r0 * GH, GH, work(p), b_ih().data());
+    barrier.wait(n);
+
+    T* ap = unit_scratch_.data() + kGates * j0;       // the gates of my units
+    T* rp = unit_scratch_.data() + GH + kGates * j0;  // their part of R
+    T* ep = unit_scratch_.data() + 2 * GH + Cell::kExtra * j0;
+    // My rows of W_hh and b_hh, gate blocks of hp, contiguous: one product per step.
+    T* wp = unit_weights_.data() + kGates * j0 * H;
+    T* bp = unit_weights_.data() + GH * H + kGates * j0;
+    gather(b_hh().data(), kGates, H, j0, hp, bp);
+    for (Index g = 0; g < kGates; ++g)
+      std::copy(w_hh().data() + (g * H + j0) * H, w_hh().data() + (g * H + j1) * H,
+                wp + g * hp * H);
+    const Eigen::Map<const Matrix<T>> w_mine(wp, kGates * hp, H);
+    const Eigen::Map<const RowVec> b_mine(bp, kGates * hp);
+    std::array<T*, kStates> cur{}, nxt{};
+    for (Index s = 0; s < kStates; ++s) {
+      cur[s] = state_.data() + s * H;
+      nxt[s] = state_.data() + (kStates + s) * H;
+    }
+    for (Index k = 0; k < S; ++k) {
+      const Index t = direction_ == Direction::Forward ? k : S - 1 - k;
+      T* o = out.data() + t * out.outerStride() + j0;
+      if (training)  // (also past the length: H_prev's rows meet zero dR rows, never garbage)
+        for (Index s = 0; s < kStates; ++s)
+          std::copy(cur[s] + j0, cur[s] + j1, prev_.data() + (s * S + t) * H + j0);
+      if (t >= length) {  // past the sample's length: output 0, state unchanged
+        std::fill(o, o + hp, T(0));
+        continue;
+      }
+      Eigen::Map<RowVec> r(rp, kGates * hp);
+      r = b_mine;
+      r.noalias() += Eigen::Map<const RowVec>(cur[0], H) * w_mine.transpose();
+      T* arow = gates_.data() + t * GH;
+      gather(arow, kGates, H, j0, hp, ap);
+      cell_.forward_step(rows(ap, 1, kGates * hp), rows(rp, 1, kGates * hp),
+                         detail::make_array<kStates>([&](std::size_t s) {
+                           return rows<T>(static_cast<const T*>(cur[s]) + j0, 1, hp);
+                         }),
+                         detail::make_array<kStates>(
+                             [&](std::size_t s) { return rows<T>(nxt[s] + j0, 1, hp); }),
+                         rows(ep, 1, Cell::kExtra * hp));
+      if (training) {
+        scatter(ap, kGates, H, j0, hp, arow);
+        scatter(ep, Cell::kExtra, H, j0, hp, extra_.data() + t * EH);
+      }
+      std::copy(nxt[0] + j0, nxt[0] + j1, o);
+      std::swap(cur, nxt);
+      barrier.wait(n);  // the next step's product reads all of h
+    }
+    for (Index s = 0; s < kStates; ++s)
+      if (final_state[s]) std::copy(cur[s] + j0, cur[s] + j1, final_state[s] + j0);
+  }
+
+  void backward_units(int p, int n, ConstRows<T> d_out, const StateOutPtrs& d_init, T* dr_base,
+                      detail::SpinBarrier& barrier) {
+    using detail::rows;
+    using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+    const Index H = hidden_, GH = kGates * H, EH = Cell::kExtra * H, S = steps_;
+    const Index length = lengths_[0];
+    const auto [j0, j1] = unit_range(p, n);
+    const Index hp = j1 - j0;
+    T* ap = unit_scratch_.data() + kGates * j0;
+    T* rp = unit_scratch_.data() + GH + kGates * j0;
+    T* ep = unit_scratch_.data() + 2 * GH + Cell::kExtra * j0;
+    std::array<T*, kStates> dcur{}, dnxt{};
+    for (Index s = 0; s < kStates; ++s) {
+      dcur[s] = dstate_.data() + s * H;
+      dnxt[s] = dstate_.data() + (kStates + s) * H;
+    }
+    for (Index k = 0; k < S; ++k) {
+      const Index t = direction_ == Direction::Forward ? S - 1 - k : k;
+      T* arow = gates_.data() + t * GH;
+      T* drow = dr_base + t * GH;
+      if (t >= length) {  // not a step of the sample: no gradient through it
+        for (Index g = 0; g < kGates; ++g) {
+          std::fill(arow + g * H + j0, arow + g * H + j1, T(0));
+          std::fill(drow + g * H + j0, drow + g * H + j1, T(0));
+        }
+        continue;
+      }
+      const T* g_out = d_out.data() + t * d_out.outerStride();
+      for (Index j = j0; j < j1; ++j) dcur[0][j] += g_out[j];
+      gather(arow, kGates, H, j0, hp, ap);
+      gather(extra_.data() + t * EH, Cell::kExtra, H, j0, hp, ep);
+      cell_.backward_step(
+          rows(ap, 1, kGates * hp), rows(rp, 1, kGates * hp),
+          detail::make_array<kStates>([&](std::size_t s) {
+            return rows<T>(static_cast<const T*>(prev_.data()) +
+                               (static_cast<Index>(s) * S + t) * H + j0,
+                           1, hp);
+          }),
+          rows<T>(static_cast<const T*>(ep), 1, Cell::kExtra * hp),
+          detail::make_array<kStates>([&](std::size_t s) {
+            return rows<T>(static_cast<const T*>(dcur[s]) + j0, 1, hp);
+          }),
+          detail::make_array<kStates>([&](std::size_t s) { return rows<T>(dnxt[s] + j0, 1, hp); }));
+      scatter(ap, kGates, H, j0, hp, arow);
+      if constexpr (!Cell::kSameGateGrads) scatter(rp, kGates, H, j0, hp, drow);
+      barrier.wait(n);  // d h of my units needs the whole dR row
+      Eigen::Map<RowVec>(dnxt[0] + j0, hp).noalias() +=
+          Eigen::Map<const RowVec>(drow, GH) * w_hh().middleCols(j0, hp);
+      std::swap(dcur, dnxt);
+    }
+    for (Index s = 0; s < kStates; ++s)
+      if (d_init[s]) std::copy(dcur[s] + j0, dcur[s] + j1, d_init[s] + j0);
+  }
+
   // The weight GEMMs, y += x * op(W) with op as prepared (W^T forward, W backward), or
   // y = bias + x * op(W) when a bias is given. The weights are packed once per call into
   // detail::PackedWeight's panels when that pays: for the products over all steps whenever
@@ -485,6 +664,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   detail::Buffer<T> state_;   // 2 x kStates x [B, H]: current and next state
   detail::Buffer<T> dhg_;     // [B*T, G*H]: dR, for cells whose dR differs from dA
   detail::Buffer<T> dstate_;  // 2 x kStates x [B, H]
+  detail::Buffer<T> unit_scratch_;  // batch 1 on several threads: A, R, extra of one step
+  detail::Buffer<T> unit_weights_;  // and W_hh, b_hh in the threads' gate blocks
   detail::PackedWeight<T> w_ih_packed_, w_hh_packed_;  // weights in the kernel's panels
   detail::PackedWeight<T> x_packed_;  // backward: the layer's input, for dW_ih
   detail::Buffer<T> gemm_work_;  // per thread: the packed rows of the current product
