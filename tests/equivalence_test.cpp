@@ -418,19 +418,19 @@ const std::vector<Index> kLengths{17, 3, 0, 17, 9, 16, 1, 17, 12};
 TEST(Threads, MatchOneThreadLSTM) { threads_match_one_thread<LSTM<double>>(9, 17, 40, kLengths); }
 TEST(Threads, MatchOneThreadGRU) { threads_match_one_thread<GRU<double>>(9, 17, 40, kLengths); }
 TEST(Threads, MatchOneThreadRNN) { threads_match_one_thread<RNN<double>>(9, 17, 40, kLengths); }
-// Batch 1 (hidden units split across threads; H = 72 is not a multiple of the 16-unit
+// Batch 1 (hidden units split across threads; H = 136 is not a multiple of the 16-unit
 // chunks), over the whole sequence and over a shorter length.
 TEST(Threads, BatchOneMatchesOneThreadLSTM) {
-  threads_match_one_thread<LSTM<double>>(1, 20, 72, {20});
-  threads_match_one_thread<LSTM<double>>(1, 20, 72, {13});
+  threads_match_one_thread<LSTM<double>>(1, 20, 136, {20});
+  threads_match_one_thread<LSTM<double>>(1, 20, 136, {13});
 }
 TEST(Threads, BatchOneMatchesOneThreadGRU) {
-  threads_match_one_thread<GRU<double>>(1, 20, 72, {20});
-  threads_match_one_thread<GRU<double>>(1, 20, 72, {13});
+  threads_match_one_thread<GRU<double>>(1, 20, 136, {20});
+  threads_match_one_thread<GRU<double>>(1, 20, 136, {13});
 }
 TEST(Threads, BatchOneMatchesOneThreadRNN) {
-  threads_match_one_thread<RNN<double>>(1, 20, 72, {20});
-  threads_match_one_thread<RNN<double>>(1, 20, 72, {13});
+  threads_match_one_thread<RNN<double>>(1, 20, 136, {20});
+  threads_match_one_thread<RNN<double>>(1, 20, 136, {13});
 }
 
 }  // namespace

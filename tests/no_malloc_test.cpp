@@ -130,7 +130,7 @@ void threaded_no_malloc(Index B, Index H) {
                                     << " (batch " << B << ")";
 }
 TEST(NoMalloc, Threaded) { threaded_no_malloc(8, 48); }
-TEST(NoMalloc, ThreadedBatchOne) { threaded_no_malloc(1, 96); }
+TEST(NoMalloc, ThreadedBatchOne) { threaded_no_malloc(1, 128); }
 
 TEST(NoMalloc, TheCountersWork) {
   allocations = 0;

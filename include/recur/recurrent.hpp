@@ -403,7 +403,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   // after the loop are shared.
   int unit_parts(Index B, Index S) const {
     if (B != 1 || S < 8) return 1;
-    const int n = std::min<int>(num_threads(), static_cast<int>(hidden_ / 32));
+    // At least 64 units a thread: below that a step's product is too short to repay the barrier.
+    const int n = std::min<int>(num_threads(), static_cast<int>(hidden_ / 64));
     return n >= 2 ? n : 1;
   }
   // Units [j0, j1) of part p of n: ranges in whole 16-element chunks (the cells' SIMD width).

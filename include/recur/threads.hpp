@@ -82,11 +82,22 @@ class SpinBarrier {
       gen_.store(gen + 1, std::memory_order_release);
       return;
     }
-    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins)
-      if (spins >= 2000) std::this_thread::yield();
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins < 64)
+        pause();  // ~1 us in all; lets an SMT sibling run
+      else
+        std::this_thread::yield();
+    }
   }
 
  private:
+  static void pause() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#elif defined(__GNUC__) && defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+  }
   alignas(64) std::atomic<int> count_{0};
   alignas(64) std::atomic<unsigned> gen_{0};
 };
