@@ -33,9 +33,12 @@ def sh(cmd, env=None, **kw):
 
 
 def gbench(binary, flt, env):
-    """One run of every benchmark matching flt: {name: milliseconds}."""
+    """One run of every benchmark matching flt: {name: milliseconds}. Warm: a training step
+    takes up to half a second, so without the warm-up a case could be timed on its first call
+    alone (buffers allocated and first touched); PyTorch's script warms up the same way."""
     out = sh([binary, f"--benchmark_filter={flt}", "--benchmark_format=json",
-              "--benchmark_min_time=0.2"], env=env, capture_output=True).stdout
+              "--benchmark_min_warmup_time=0.2", "--benchmark_min_time=0.4"], env=env,
+             capture_output=True).stdout
     res = {}
     for b in json.loads(out)["benchmarks"]:
         scale = {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b["time_unit"]]
