@@ -104,7 +104,7 @@ def main():
              if name in r.get(peer, {}) and name in r.get(ours, {})]
         return statistics.median(v) if v else None
 
-    names = sorted(rounds[0][("recur", 1)], key=lambda n: (re.sub(r"<.*", "", n), n))  # table order
+    names.sort(key=lambda n: (re.sub(r"<.*", "", n), n))  # table order: Forward, then Train
     head = ("| case | recur 1T ms | oneDNN 1T ms | ratio | recur 2T ms | oneDNN 2T ms | ratio | "
             "PyTorch 2T ms | ratio |")
     lines = [head, "|" + "---|" * 9]

@@ -422,6 +422,13 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
         std::fill(to + s * H, to + (s + 1) * H, T(0));
     }
   }
+  // A thread's scratch for one step, from its first unit j0: its gates (G blocks of its
+  // width), their part of R (or dR), its part of the cell's extra cache.
+  std::array<T*, 3> unit_scratch(Index j0) {
+    const Index GH = kGates * hidden_;
+    T* base = unit_scratch_.data();
+    return {base + kGates * j0, base + GH + kGates * j0, base + 2 * GH + Cell::kExtra * j0};
+  }
   // Gate blocks of the units [j0, j0 + hp) of a row of G * H (blocks of H) <-> G * hp
   // contiguous values (blocks of hp).
   static void gather(const T* row, Index blocks, Index H, Index j0, Index hp, T* to) {
@@ -445,9 +452,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
                  gates_.data() + r0 * GH, GH, work(p), b_ih().data());
     barrier.wait(n);
 
-    T* ap = unit_scratch_.data() + kGates * j0;       // the gates of my units
-    T* rp = unit_scratch_.data() + GH + kGates * j0;  // their part of R
-    T* ep = unit_scratch_.data() + 2 * GH + Cell::kExtra * j0;
+    auto [ap, rp, ep] = unit_scratch(j0);
     // My rows of W_hh and b_hh, gate blocks of hp, contiguous: one product per step.
     T* wp = unit_weights_.data() + kGates * j0 * H;
     T* bp = unit_weights_.data() + GH * H + kGates * j0;
@@ -478,12 +483,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       T* arow = gates_.data() + t * GH;
       gather(arow, kGates, H, j0, hp, ap);
       cell_.forward_step(rows(ap, 1, kGates * hp), rows(rp, 1, kGates * hp),
-                         detail::make_array<kStates>([&](std::size_t s) {
-                           return rows<T>(static_cast<const T*>(cur[s]) + j0, 1, hp);
-                         }),
-                         detail::make_array<kStates>(
-                             [&](std::size_t s) { return rows<T>(nxt[s] + j0, 1, hp); }),
-                         rows(ep, 1, Cell::kExtra * hp));
+                         const_views(detail::offset(cur, j0), 1, hp),
+                         views(detail::offset(nxt, j0), 1, hp), rows(ep, 1, Cell::kExtra * hp));
       if (training) {
         scatter(ap, kGates, H, j0, hp, arow);
         scatter(ep, Cell::kExtra, H, j0, hp, extra_.data() + t * EH);
@@ -504,9 +505,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     const Index length = lengths_[0];
     const auto [j0, j1] = unit_range(p, n);
     const Index hp = j1 - j0;
-    T* ap = unit_scratch_.data() + kGates * j0;
-    T* rp = unit_scratch_.data() + GH + kGates * j0;
-    T* ep = unit_scratch_.data() + 2 * GH + Cell::kExtra * j0;
+    auto [ap, rp, ep] = unit_scratch(j0);
     std::array<T*, kStates> dcur{}, dnxt{};
     for (Index s = 0; s < kStates; ++s) {
       dcur[s] = dstate_.data() + s * H;
@@ -527,18 +526,13 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       for (Index j = j0; j < j1; ++j) dcur[0][j] += g_out[j];
       gather(arow, kGates, H, j0, hp, ap);
       gather(extra_.data() + t * EH, Cell::kExtra, H, j0, hp, ep);
-      cell_.backward_step(
-          rows(ap, 1, kGates * hp), rows(rp, 1, kGates * hp),
-          detail::make_array<kStates>([&](std::size_t s) {
-            return rows<T>(static_cast<const T*>(prev_.data()) +
-                               (static_cast<Index>(s) * S + t) * H + j0,
-                           1, hp);
-          }),
-          rows<T>(static_cast<const T*>(ep), 1, Cell::kExtra * hp),
-          detail::make_array<kStates>([&](std::size_t s) {
-            return rows<T>(static_cast<const T*>(dcur[s]) + j0, 1, hp);
-          }),
-          detail::make_array<kStates>([&](std::size_t s) { return rows<T>(dnxt[s] + j0, 1, hp); }));
+      std::array<T*, kStates> prev{};
+      for (Index s = 0; s < kStates; ++s) prev[s] = prev_.data() + (s * S + t) * H + j0;
+      cell_.backward_step(rows(ap, 1, kGates * hp), rows(rp, 1, kGates * hp),
+                          const_views(prev, 1, hp),
+                          rows<T>(static_cast<const T*>(ep), 1, Cell::kExtra * hp),
+                          const_views(detail::offset(dcur, j0), 1, hp),
+                          views(detail::offset(dnxt, j0), 1, hp));
       scatter(ap, kGates, H, j0, hp, arow);
       if constexpr (!Cell::kSameGateGrads) scatter(rp, kGates, H, j0, hp, drow);
       barrier.wait(n);  // d h of my units needs the whole dR row
@@ -624,14 +618,17 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     return {grads_.data() + offset, r, c};
   }
 
-  std::array<Rows<T>, kStates> views(const std::array<T*, kStates>& p, Index B) const {
+  // Row views [B, cols] (cols: H, or a thread's range of units) of kStates state pointers.
+  std::array<Rows<T>, kStates> views(const std::array<T*, kStates>& p, Index B,
+                                     Index cols = 0) const {
     return detail::make_array<kStates>(
-        [&](std::size_t s) { return detail::rows<T>(p[s], B, hidden_); });
+        [&](std::size_t s) { return detail::rows<T>(p[s], B, cols ? cols : hidden_); });
   }
-  std::array<ConstRows<T>, kStates> const_views(const std::array<T*, kStates>& p,
-                                                Index B) const {
-    return detail::make_array<kStates>(
-        [&](std::size_t s) { return detail::rows<T>(static_cast<const T*>(p[s]), B, hidden_); });
+  std::array<ConstRows<T>, kStates> const_views(const std::array<T*, kStates>& p, Index B,
+                                                Index cols = 0) const {
+    return detail::make_array<kStates>([&](std::size_t s) {
+      return detail::rows<T>(static_cast<const T*>(p[s]), B, cols ? cols : hidden_);
+    });
   }
 
   void set_lengths(Index batch, Index steps, const Index* lengths) {
