@@ -30,7 +30,7 @@ void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false,
   Eigen::Matrix<T, 1, Eigen::Dynamic> bias = Eigen::Matrix<T, 1, Eigen::Dynamic>::Random(n);
   recur::detail::PackedWeight<T> pw;
   pw.pack(wpad.data(), wr, wc, op, wpad.cols());
-  recur::detail::Buffer<T> work(static_cast<std::size_t>(pw.workspace_size(m)));
+  recur::detail::Buffer<T> work(static_cast<std::size_t>(pw.workspace_size(m, xt)));
   Matrix<T> y = y0;
   if (with_bias) y.leftCols(n).setConstant(std::numeric_limits<T>::quiet_NaN());
   pw.multiply(xs.data(), m, xs.cols(), y.data(), y.cols(), work.data(), xt,
@@ -64,6 +64,9 @@ void sweep() {
   check<T>(300, 64, 1500, WeightOp::Transposed, 1);
   check<T>(300, 50, 1500, WeightOp::AsIs, 0);
   check<T>(130, 50, 1100, WeightOp::AsIs, 2, true);
+  // X^T: several groups of rows packed at once (256 a group), each split into row blocks.
+  check<T>(601, 50, 1100, WeightOp::AsIs, 1, true);
+  check<T>(517, 20, 70, WeightOp::Transposed, 0, true, true);
   check<T>(300, 64, 1500, WeightOp::Transposed, 1, false, true);  // bias only in depth block 0
 }
 

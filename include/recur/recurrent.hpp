@@ -225,7 +225,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     if (packed_input_) {
       x_packed_.pack(x_, N, input_, detail::WeightOp::AsIs, ldx_);
       w_hh_packed_.pack(prev_.data(), N, H, detail::WeightOp::AsIs);
-      reserve_work(std::max(x_packed_.workspace_size(GH), w_hh_packed_.workspace_size(GH)));
+      reserve_work(std::max(x_packed_.workspace_size(GH, true), w_hh_packed_.workspace_size(GH, true)));
     }
     // Split by rows of the results: d_x by samples, the weight gradients by gate rows.
     const int gparts = detail::threads_for(GH, static_cast<double>(N) * GH * (input_ + H));

@@ -108,9 +108,9 @@ class PackedWeight {
   Index k() const { return k_; }
   std::size_t bytes() const { return sizeof(T) * packed_.capacity(); }
 
-  /// Scratch (in elements) that multiply() needs for an m-row X.
-  Index workspace_size(Index m) const {
-    const Index mb = std::min(m, block_rows());
+  /// Scratch (in elements) that multiply() needs for an m-row X (given as X^T: x_transposed).
+  Index workspace_size(Index m, bool x_transposed = false) const {
+    const Index mb = std::min(m, x_transposed ? std::max(kXtRows, block_rows()) : block_rows());
     return std::min(k_, kKc) * ((mb + NR - 1) / NR) * NR + MR * NR + P;
   }
 
@@ -123,16 +123,34 @@ class PackedWeight {
   void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work, bool x_transposed = false,
                 const T* bias = nullptr) const {
     const Index mb = block_rows();
+    if (x_transposed) {
+      // X^T's rows (dA^T: one row per sample and step) lie far apart. Each depth block packs
+      // up to kXtRows rows of X at once, so every row of X^T is read in one long run instead
+      // of one short piece per block of mb rows; the row blocks then take their part of it.
+      const Index sb = std::max(kXtRows, mb);
+      for (Index r0 = 0; r0 < m; r0 += sb)
+        for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
+          const Index ms = std::min(sb, m - r0), kc = std::min(kKc, k_ - k0);
+          pack_xt(x + k0 * ldx + r0, ms, ldx, kc, work);
+          T* spill = work + (ms + NR - 1) / NR * NR * kc;
+          for (Index r = 0; r < ms; r += mb)
+            panels(work + r * kc, std::min(mb, ms - r), k0, kc, y + (r0 + r) * ldy, ldy, spill,
+                   k0 == 0 ? bias : nullptr);
+        }
+      return;
+    }
     for (Index r = 0; r < m; r += mb)
       for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
-        const T* xb = x_transposed ? x + k0 * ldx + r : x + r * ldx + k0;
-        multiply_block(xb, std::min(mb, m - r), ldx, x_transposed, k0, std::min(kKc, k_ - k0),
-                       y + r * ldy, ldy, work, k0 == 0 ? bias : nullptr);
+        const Index rows = std::min(mb, m - r), kc = std::min(kKc, k_ - k0);
+        pack_x(x + r * ldx + k0, rows, ldx, kc, work);
+        panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
+               k0 == 0 ? bias : nullptr);
       }
   }
 
  private:
   static constexpr Index kKc = 512;  // depth block
+  static constexpr Index kXtRows = 256;  // rows of X packed at once when it is given as X^T
   // Width of a panel holding ni (<= MR) outputs: whole packets.
   static Index panel_width(Index ni) { return (ni + P - 1) / P * P; }
   // Rows of X per block: its packed copy takes about 128 KiB.
@@ -142,43 +160,49 @@ class PackedWeight {
     return std::max(NR, rows / NR * NR);
   }
 
-  // Y[m, n] += X[m, k0:k0+kc] * op(W)[k0:k0+kc, :]; x points at X[0, k0].
-  void multiply_block(const T* x, Index m, Index ldx, bool xt, Index k0, Index kc, T* y, Index ldy,
-                      T* work, const T* bias) const {
-    // Pack X in panels of NR rows (the last one narrower), k-major: b[kk * width + c].
-    const Index full = m / NR, rest = m - full * NR;
-    const Index tail = rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest;
-    if (xt) {  // one contiguous row of X^T at a time, spread over the panels
-      constexpr Index kLine = 64 / static_cast<Index>(sizeof(T)), kAhead = 8;
-      for (Index kk = 0; kk < kc; ++kk) {
-        const T* src = x + kk * ldx;
-        // The rows are far apart (X^T is dA^T: a row per sample and step); fetch ahead.
-        if (kk + kAhead < kc)
-          for (Index i = 0; i < m; i += kLine) prefetch<0>(src + kAhead * ldx + i);
-        for (Index j = 0; j < full; ++j)
-          std::copy(src + j * NR, src + j * NR + NR, work + j * NR * kc + kk * NR);
-        if (tail > 0) {
-          T* d = work + full * NR * kc + kk * tail;
-          std::copy(src + full * NR, src + m, d);
-          std::fill(d + rest, d + tail, T(0));
-        }
+  // X's rows packed in panels of NR rows (the last one narrower: `tail` of 8, 4, 2 or 1),
+  // k-major: panel j at work + j * NR * kc, element [kk * width + c]. (An 8-aligned row r
+  // of X starts its panel at work + r * kc, so a range of whole panels is packed X too.)
+  static Index tail_width(Index rest) { return rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest; }
+  // m rows of X, x points at X[0, k0]; rows ldx apart.
+  static void pack_x(const T* x, Index m, Index ldx, Index kc, T* work) {
+    const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
+    for (Index j = 0; j <= full; ++j) {
+      const Index width = j < full ? NR : tail, rows = j < full ? NR : rest;
+      if (width == 0) break;
+      T* d = work + j * NR * kc;
+      Index k_done = 0;
+      if (rows == NR) k_done = transpose_rows(x + j * NR * ldx, ldx, kc, d, NR);
+      for (Index c = 0; c < rows; ++c) {
+        const T* src = x + (j * NR + c) * ldx;
+        for (Index kk = k_done; kk < kc; ++kk) d[kk * width + c] = src[kk];
       }
-    } else {
-      for (Index j = 0; j <= full; ++j) {
-        const Index width = j < full ? NR : tail, rows = j < full ? NR : rest;
-        if (width == 0) break;
-        T* d = work + j * NR * kc;
-        Index k_done = 0;
-        if (rows == NR) k_done = transpose_rows(x + j * NR * ldx, ldx, kc, d, NR);
-        for (Index c = 0; c < rows; ++c) {
-          const T* src = x + (j * NR + c) * ldx;
-          for (Index kk = k_done; kk < kc; ++kk) d[kk * width + c] = src[kk];
-        }
-        for (Index c = rows; c < width; ++c)
-          for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = T(0);
+      for (Index c = rows; c < width; ++c)
+        for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = T(0);
+    }
+  }
+  // The same from X^T: x points at X^T[k0, 0], its kc rows (m values each) ldx apart.
+  static void pack_xt(const T* x, Index m, Index ldx, Index kc, T* work) {
+    const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
+    constexpr Index kLine = 64 / static_cast<Index>(sizeof(T)), kAhead = 8;
+    for (Index kk = 0; kk < kc; ++kk) {  // one row of X^T at a time, spread over the panels
+      const T* src = x + kk * ldx;
+      if (kk + kAhead < kc)
+        for (Index i = 0; i < m; i += kLine) prefetch<0>(src + kAhead * ldx + i);
+      for (Index j = 0; j < full; ++j)
+        std::copy(src + j * NR, src + j * NR + NR, work + j * NR * kc + kk * NR);
+      if (tail > 0) {
+        T* d = work + full * NR * kc + kk * tail;
+        std::copy(src + full * NR, src + m, d);
+        std::fill(d + rest, d + tail, T(0));
       }
     }
-    T* spill = work + (full + (tail > 0)) * NR * kc;  // MR x NR, for the last partial panel
+  }
+
+  // Y[m, n] += X[m, k0:k0+kc] * op(W)[k0:k0+kc, :] (= bias + ..., with a bias), X packed.
+  void panels(const T* work, Index m, Index k0, Index kc, T* y, Index ldy, T* spill,
+              const T* bias) const {
+    const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
     const Index panels = (n_ + MR - 1) / MR;
     for (Index p = 0; p < panels; ++p) {
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
