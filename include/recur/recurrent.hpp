@@ -222,6 +222,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     ConstRows<T> Hp = rows<T>(static_cast<const T*>(prev_.data()), N, H);
     // dW_ih += dA^T X and dW_hh += dR^T H_prev: X and H_prev take the place of the packed
     // weight (W_hh's packing is no longer needed), dA^T and dR^T are read transposed.
+    detail::grow(zeros_, static_cast<std::size_t>(input_));  // (only ever zeros)
     if (packed_input_) {
       x_packed_.pack(x_, N, input_, detail::WeightOp::AsIs, ldx_);
       w_hh_packed_.pack(prev_.data(), N, H, detail::WeightOp::AsIs);
@@ -233,9 +234,9 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
       if (d_x.data()) {
         const auto [b0, b1] = detail::split(B, p, n);
         const Index r0 = b0 * S, nr = (b1 - b0) * S;
-        if (!accumulate_dx) d_x.middleRows(r0, nr).setZero();
+        // d_x = dA W_ih, or d_x += dA W_ih: the product's bias form with a zero bias assigns.
         input_gemm(dA.data() + r0 * GH, nr, GH, d_x.data() + r0 * d_x.outerStride(),
-                   d_x.outerStride(), work(p));
+                   d_x.outerStride(), work(p), accumulate_dx ? nullptr : zeros_.data());
       }
       const auto [g0, g1] = detail::split(GH, p, n);
       const Index ng = g1 - g0;
@@ -266,7 +267,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   std::size_t workspace_bytes() const {
     return sizeof(T) * (gates_.capacity() + hg_.capacity() + state_.capacity() +
                         extra_.capacity() + prev_.capacity() + dhg_.capacity() +
-                        dstate_.capacity() + gemm_work_.capacity() + unit_scratch_.capacity() +
+                        dstate_.capacity() + gemm_work_.capacity() + zeros_.capacity() + unit_scratch_.capacity() +
                         unit_weights_.capacity()) +
            w_ih_packed_.bytes() + w_hh_packed_.bytes() + x_packed_.bytes();
   }
@@ -667,6 +668,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   detail::PackedWeight<T> w_ih_packed_, w_hh_packed_;  // weights in the kernel's panels
   detail::PackedWeight<T> x_packed_;  // backward: the layer's input, for dW_ih
   detail::Buffer<T> gemm_work_;  // per thread: the packed rows of the current product
+  detail::Buffer<T> zeros_;      // input_ zeros: the bias that makes d x = dA W_ih assign
   Index work_stride_ = 0;
   detail::WeightOp op_ = detail::WeightOp::Transposed;
   bool packed_input_ = false, packed_recurrent_ = false;

@@ -76,28 +76,39 @@ class PackedWeight {
     // wp = MR except for the last panel, which is only as wide as the packets it needs (n =
     // 256 would otherwise compute 288 columns); the columns past n are zero. (A depth block of
     // a panel is then contiguous too.)
+    if (op == WeightOp::AsIs) {
+      // op(W)[kk, i] = w[kk, i]: row kk of w feeds row kk of every panel. Row by row, so
+      // each row is read once in one run (w can be large and its rows far apart: the weight
+      // gradients pack the layer's input, one row per sample and step).
+      for (Index kk = 0; kk < k_; ++kk) {
+        const T* src = w + kk * ld;
+        for (Index p = 0; p < panels; ++p) {
+          const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
+          T* d = packed_.data() + p * MR * k_ + kk * wp;
+          if (ni == MR) {
+            using namespace Eigen::internal;
+            for (Index r = 0; r < MP; ++r) pstoreu(d + r * P, ploadu<Packet>(src + i0 + r * P));
+          } else {
+            std::copy(src + i0, src + i0 + ni, d);
+            std::fill(d + ni, d + wp, T(0));
+          }
+        }
+      }
+      return;
+    }
     for (Index p = 0; p < panels; ++p) {
       T* d = packed_.data() + p * MR * k_;
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
-      if (op == WeightOp::Transposed) {  // op(W)[kk, i] = w[i, kk]: read rows of w
-        Index i = 0;
-        for (; i + NR <= ni; i += NR) {  // NR rows at a time, transposed in registers
-          const T* src = w + (i0 + i) * ld;
-          for (Index kk = transpose_rows(src, ld, k_, d + i, wp); kk < k_; ++kk)
-            for (Index c = 0; c < NR; ++c) d[kk * wp + i + c] = src[c * ld + kk];
-        }
-        for (; i < ni; ++i) {
-          const T* src = w + (i0 + i) * ld;
-          for (Index kk = 0; kk < k_; ++kk) d[kk * wp + i] = src[kk];
-        }
-      } else if (ni == MR) {  // op(W)[kk, i] = w[kk, i]: MP packets per kk
-        using namespace Eigen::internal;
-        for (Index kk = 0; kk < k_; ++kk)
-          for (Index r = 0; r < MP; ++r)
-            pstoreu(d + kk * MR + r * P, ploadu<Packet>(w + kk * ld + i0 + r * P));
-      } else {
-        for (Index kk = 0; kk < k_; ++kk)
-          std::copy(w + kk * ld + i0, w + kk * ld + i0 + ni, d + kk * wp);
+      // op(W)[kk, i] = w[i, kk]: read rows of w
+      Index i = 0;
+      for (; i + NR <= ni; i += NR) {  // NR rows at a time, transposed in registers
+        const T* src = w + (i0 + i) * ld;
+        for (Index kk = transpose_rows(src, ld, k_, d + i, wp); kk < k_; ++kk)
+          for (Index c = 0; c < NR; ++c) d[kk * wp + i + c] = src[c * ld + kk];
+      }
+      for (; i < ni; ++i) {
+        const T* src = w + (i0 + i) * ld;
+        for (Index kk = 0; kk < k_; ++kk) d[kk * wp + i] = src[kk];
       }
       if (ni < wp)
         for (Index kk = 0; kk < k_; ++kk) std::fill(d + kk * wp + ni, d + kk * wp + wp, T(0));
