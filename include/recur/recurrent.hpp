@@ -226,7 +226,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
     if (packed_input_) {
       x_packed_.pack(x_, N, input_, detail::WeightOp::AsIs, ldx_);
       w_hh_packed_.pack(prev_.data(), N, H, detail::WeightOp::AsIs);
-      reserve_work(std::max(x_packed_.workspace_size(GH, true), w_hh_packed_.workspace_size(GH, true)));
+      reserve_work(std::max(x_packed_.workspace_size(GH, /*x_transposed=*/true),
+                            w_hh_packed_.workspace_size(GH, /*x_transposed=*/true)));
     }
     // Split by rows of the results: d_x by samples, the weight gradients by gate rows.
     const int gparts = detail::threads_for(GH, static_cast<double>(N) * GH * (input_ + H));
@@ -267,8 +268,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, typename Cell::Scalar, C
   std::size_t workspace_bytes() const {
     return sizeof(T) * (gates_.capacity() + hg_.capacity() + state_.capacity() +
                         extra_.capacity() + prev_.capacity() + dhg_.capacity() +
-                        dstate_.capacity() + gemm_work_.capacity() + zeros_.capacity() + unit_scratch_.capacity() +
-                        unit_weights_.capacity()) +
+                        dstate_.capacity() + gemm_work_.capacity() + zeros_.capacity() +
+                        unit_scratch_.capacity() + unit_weights_.capacity()) +
            w_ih_packed_.bytes() + w_hh_packed_.bytes() + x_packed_.bytes();
   }
 

@@ -174,7 +174,9 @@ class PackedWeight {
   // X's rows packed in panels of NR rows (the last one narrower: `tail` of 8, 4, 2 or 1),
   // k-major: panel j at work + j * NR * kc, element [kk * width + c]. (An 8-aligned row r
   // of X starts its panel at work + r * kc, so a range of whole panels is packed X too.)
-  static Index tail_width(Index rest) { return rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest; }
+  static Index tail_width(Index rest) {
+    return rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest;
+  }
   // m rows of X, x points at X[0, k0]; rows ldx apart.
   static void pack_x(const T* x, Index m, Index ldx, Index kc, T* work) {
     const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
