@@ -5,10 +5,11 @@
 
 Builds build/bench (Release, -march=native, benchmarks only), then runs --reps rounds; each
 round runs every case of recur_bench and onednn_bench (Google Benchmark) on 1 and 2 threads
-(RECUR_NUM_THREADS / OMP_NUM_THREADS), the two peers back to back for each case (which one
-first alternates), then bench/torch_rnn_bench.py (PyTorch + OpenBLAS, 2 threads, every case in
-one process: importing torch takes seconds). Prints one table of median times and ratios
-(> 1: recur faster), and with --write writes it as Markdown with the machine and the command.
+(OMP_NUM_THREADS: recur and oneDNN both take their thread count from it), the two peers back
+to back for each case (which one first alternates), then bench/torch_rnn_bench.py (PyTorch +
+OpenBLAS, 2 threads, every case in one process: importing torch takes seconds). Prints one
+table of median times and ratios (> 1: recur faster), and with --write writes it as Markdown
+with the machine and the command.
 
 The machine is shared and noisy: its slow phases last from seconds to minutes and would hit
 whichever peer ran in them. So recur and oneDNN run the same case seconds apart, round after
@@ -82,7 +83,7 @@ def main():
     for r in range(a.reps):
         res = {(peer, threads): {} for peer in binaries for threads in (1, 2)}
         for threads in (1, 2):
-            env = {"RECUR_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+            env = {"OMP_NUM_THREADS": str(threads)}
             print(f"round {r + 1}/{a.reps}: recur and oneDNN, {threads} thread(s) ...", file=sys.stderr,
                   flush=True)
             for i, n in enumerate(names):
