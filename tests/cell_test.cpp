@@ -21,7 +21,7 @@ struct Setting {
 template <class Cell>
 std::pair<std::vector<double>, double> run(const Cell& cell, std::initializer_list<Setting> set) {
   Recurrent<Cell> layer(1, 1, Direction::Forward, cell);
-  for (auto& p : layer.parameters()) {
+  for (auto& p : layer.named_parameters("")) {
     p.value.setZero();
     for (auto& s : set)
       if (p.name == s.param) p.value(s.row, 0) = s.value;

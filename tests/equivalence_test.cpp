@@ -157,8 +157,8 @@ void bidirectional_by_hand() {
   Bidirectional<Cell> bi(I, H);
   bi.reset_parameters(rng);
   Recurrent<Cell> fwd(I, H, Direction::Forward), rev_as_fwd(I, H, Direction::Forward);
-  auto pb = bi.parameters();
-  auto pf = fwd.parameters(), pr = rev_as_fwd.parameters();
+  auto pb = bi.named_parameters();
+  auto pf = fwd.named_parameters(), pr = rev_as_fwd.named_parameters();
   for (std::size_t i = 0; i < 4; ++i) {
     pf[i].value = pb[i].value;
     pr[i].value = pb[i + 4].value;
@@ -188,8 +188,8 @@ TEST(Equivalence, StackEqualsManualChaining) {
   Stack<Recurrent<GRUCell<double>>> stack(layers);
   stack.reset_parameters(rng);
   Recurrent<GRUCell<double>> l0(I, H), l1(H, H);
-  auto ps = stack.parameters();
-  auto p0 = l0.parameters(), p1 = l1.parameters();
+  auto ps = stack.named_parameters();
+  auto p0 = l0.named_parameters(), p1 = l1.named_parameters();
   for (std::size_t i = 0; i < 4; ++i) {
     p0[i].value = ps[i].value;
     p1[i].value = ps[i + 4].value;
@@ -240,7 +240,7 @@ TEST(Dropout, ProbabilityOneZeroesTheNextLayersInput) {
   LSTM<double> ref(opts(3, 4, 2, false, 0.0), 1);
   auto p = ref.named_parameters();
   Recurrent<LSTMCell<double>> l1(4, 4);
-  auto q = l1.parameters();
+  auto q = l1.named_parameters();
   for (std::size_t i = 0; i < 4; ++i) q[i].value = p[i + 4].value;
   Tensor3<double> zeros(2, 3, 4);
   zeros.setZero();

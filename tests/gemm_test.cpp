@@ -2,8 +2,9 @@
 // product, over shapes that hit every path of the kernel: full and partial weight panels
 // (n around multiples of 3 packets; a last panel of 1 or 2 packets, full or not), every tail width of X's row panels (m = 1..20), depths
 // that are not multiples of the k-unrolling, row and depth blocking, row strides of W, X and
-// Y, X given transposed (the weight-gradient products), and the bias form Y = bias + X op(W)
-// (Y's old content, NaN here, must be neither read nor kept).
+// Y, X given transposed (the weight-gradient products), and the three updates: Y += X op(W),
+// Y = X op(W) and Y = bias + X op(W) (assigning: Y's old content, NaN here, must be neither
+// read nor kept).
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -16,9 +17,11 @@ using recur::Index;
 using recur::Matrix;
 using recur::detail::WeightOp;
 
+// How the product meets y: add to it, assign, or assign from a bias row.
+enum Mode { kAdd, kAssign, kBias };
+
 template <class T>
-void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false,
-           bool with_bias = false) {
+void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false, Mode mode = kAdd) {
   const bool t = op == WeightOp::Transposed;
   const Index wr = t ? n : k, wc = t ? k : n;
   Matrix<T> wpad = Matrix<T>::Random(wr, wc + pad);  // W with row stride wc + pad
@@ -32,11 +35,14 @@ void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false,
   pw.pack(wpad.data(), wr, wc, op, wpad.cols());
   recur::detail::Buffer<T> work(static_cast<std::size_t>(pw.workspace_size(m, xt)));
   Matrix<T> y = y0;
-  if (with_bias) y.leftCols(n).setConstant(std::numeric_limits<T>::quiet_NaN());
+  // Assigning never reads y: NaN there must not show.
+  if (mode != kAdd) y.leftCols(n).setConstant(std::numeric_limits<T>::quiet_NaN());
+  using Update = recur::detail::Update<T>;
   pw.multiply(xs.data(), m, xs.cols(), y.data(), y.cols(), work.data(), xt,
-              with_bias ? bias.data() : nullptr);
+              mode == kAdd ? Update::add() : Update::assign_to(mode == kBias ? bias.data() : nullptr));
   Matrix<T> ref = y0;
-  if (with_bias) ref.leftCols(n).rowwise() = bias;
+  if (mode == kBias) ref.leftCols(n).rowwise() = bias;
+  if (mode == kAssign) ref.leftCols(n).setZero();
   if (t)
     ref.leftCols(n) += x * w.transpose();
   else
@@ -44,7 +50,7 @@ void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false,
   const double tol = (std::is_same_v<T, float> ? 2e-5 : 1e-13) * static_cast<double>(k);
   ASSERT_LE(static_cast<double>((ref - y).cwiseAbs().maxCoeff()), tol)
       << "m=" << m << " n=" << n << " k=" << k << " op=" << (t ? "W^T" : "W") << " pad=" << pad
-      << " x_transposed=" << xt << " bias=" << with_bias;
+      << " x_transposed=" << xt << " mode=" << mode;
   // Padding columns of y untouched.
   if (pad) {
     ASSERT_EQ(y.rightCols(pad), y0.rightCols(pad));
@@ -58,16 +64,18 @@ void sweep() {
       for (Index n : {1, 5, 16, 32, 47, 48, 49, 68, 80, 96, 100})
         for (Index k : {1, 3, 6, 33})
           for (bool xt : {false, true})
-            for (bool with_bias : {false, true})
-              check<T>(m, n, k, op, (m + n + k) % 3, xt, with_bias);
+            for (Mode mode : {kAdd, kAssign, kBias})
+              check<T>(m, n, k, op, (m + n + k) % 3, xt, mode);
   // Row and depth blocking: more rows than one block of packed X holds, depth > one block.
   check<T>(300, 64, 1500, WeightOp::Transposed, 1);
   check<T>(300, 50, 1500, WeightOp::AsIs, 0);
   check<T>(130, 50, 1100, WeightOp::AsIs, 2, true);
   // X^T: several groups of rows packed at once (256 a group), each split into row blocks.
   check<T>(601, 50, 1100, WeightOp::AsIs, 1, true);
-  check<T>(517, 20, 70, WeightOp::Transposed, 0, true, true);
-  check<T>(300, 64, 1500, WeightOp::Transposed, 1, false, true);  // bias only in depth block 0
+  check<T>(517, 20, 70, WeightOp::Transposed, 0, true, kBias);
+  check<T>(601, 50, 1100, WeightOp::AsIs, 1, true, kAssign);
+  check<T>(300, 64, 1500, WeightOp::Transposed, 1, false, kBias);  // bias only in depth block 0
+  check<T>(300, 50, 1500, WeightOp::AsIs, 2, false, kAssign);      // assign only in block 0
 }
 
 TEST(PackedWeight, MatchesEigenFloat) { sweep<float>(); }

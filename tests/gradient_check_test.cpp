@@ -143,7 +143,7 @@ TEST(GradientCheck, CustomCellRecurrent) {
   Recurrent<MGUCell<double>> layer(3, 4, Direction::Reverse);
   std::mt19937_64 rng(3);
   layer.reset_parameters(rng);
-  check_gradients(layer, layer.parameters(), kLengths);
+  check_gradients(layer, layer.named_parameters(), kLengths);
 }
 TEST(GradientCheck, CustomCellStackedBidirectional) {
   std::vector<Bidirectional<MGUCell<double>>> layers;
@@ -152,7 +152,7 @@ TEST(GradientCheck, CustomCellStackedBidirectional) {
   Stack<Bidirectional<MGUCell<double>>> stack(std::move(layers));
   std::mt19937_64 rng(4);
   stack.reset_parameters(rng);
-  check_gradients(stack, stack.parameters(), kLengths);
+  check_gradients(stack, stack.named_parameters(), kLengths);
 }
 
 }  // namespace

@@ -54,11 +54,12 @@ void expect_no_allocation(bool bidirectional, bool with_lengths, double dropout)
   }
   const std::vector<Index> lengths = {6, 2, 0, 5};
   auto step = [&] {
-    m.forward_rows(ConstRows<T>(x.data(), B * S, I, Eigen::OuterStride<>(I)), B, S,
-                   with_lengths ? lengths.data() : nullptr, init,
-                   Rows<T>(y.data(), B * S, D * H, Eigen::OuterStride<>(D * H)), fin, true);
-    m.backward_rows(ConstRows<T>(dy.data(), B * S, D * H, Eigen::OuterStride<>(D * H)), dfin,
-                    Rows<T>(dx.data(), B * S, I, Eigen::OuterStride<>(I)), false, dinit);
+    m.forward_rows({ConstRows<T>(x.data(), B * S, I, Eigen::OuterStride<>(I)), B, S,
+                    with_lengths ? lengths.data() : nullptr, init},
+                   {Rows<T>(y.data(), B * S, D * H, Eigen::OuterStride<>(D * H)), fin}, true);
+    m.backward_rows({ConstRows<T>(dy.data(), B * S, D * H, Eigen::OuterStride<>(D * H)), B, S,
+                     nullptr, dfin},
+                    {Rows<T>(dx.data(), B * S, I, Eigen::OuterStride<>(I)), dinit});
   };
   step();  // sizes the workspace
   allocations = 0;
@@ -112,10 +113,10 @@ void threaded_no_malloc(Index B, Index H) {
   Tensor3<float> x = random_tensor<float>(B, S, I, rng), dy = random_tensor<float>(B, S, H, rng);
   Tensor3<float> y(B, S, H), dx(B, S, I);
   auto step = [&] {
-    m.forward_rows(ConstRows<float>(x.data(), B * S, I, Eigen::OuterStride<>(I)), B, S, nullptr, {nullptr, nullptr},
-                   Rows<float>(y.data(), B * S, H, Eigen::OuterStride<>(H)), {nullptr, nullptr}, true);
-    m.backward_rows(ConstRows<float>(dy.data(), B * S, H, Eigen::OuterStride<>(H)), {nullptr, nullptr},
-                    Rows<float>(dx.data(), B * S, I, Eigen::OuterStride<>(I)), false, {nullptr, nullptr});
+    m.forward_rows({ConstRows<float>(x.data(), B * S, I, Eigen::OuterStride<>(I)), B, S},
+                   {Rows<float>(y.data(), B * S, H, Eigen::OuterStride<>(H))}, true);
+    m.backward_rows({ConstRows<float>(dy.data(), B * S, H, Eigen::OuterStride<>(H)), B, S},
+                    {Rows<float>(dx.data(), B * S, I, Eigen::OuterStride<>(I))});
   };
   step();
   allocations = 0;

@@ -18,8 +18,8 @@ class Bidirectional
   using Scalar = typename Cell::Scalar;
   using T = Scalar;
   static constexpr Index kStates = Cell::kStates;
-  using StatePtrs = std::array<const T*, kStates>;
-  using StateOutPtrs = std::array<T*, kStates>;
+  using In = SequenceIn<T, kStates>;
+  using Out = SequenceOut<T, kStates>;
 
   Bidirectional(Index input_size, Index hidden_size, const Cell& cell = Cell())
       : fwd_(input_size, hidden_size, Direction::Forward, cell),
@@ -32,11 +32,18 @@ class Bidirectional
   Recurrent<Cell>& forward_layer() { return fwd_; }
   Recurrent<Cell>& reverse_layer() { return rev_; }
 
-  std::vector<Parameter<T>> parameters(const std::string& suffix = "") {
-    auto p = fwd_.parameters(suffix);
-    auto r = rev_.parameters(suffix + "_reverse");
+  /// PyTorch's names: weight_ih_l0, ..., then weight_ih_l0_reverse, ... (suffix `_l0` by
+  /// default; a stack passes `_l{l}`).
+  std::vector<Parameter<T>> named_parameters(const std::string& suffix = "_l0") {
+    auto p = fwd_.named_parameters(suffix);
+    auto r = rev_.named_parameters(suffix + "_reverse");
     p.insert(p.end(), r.begin(), r.end());
     return p;
+  }
+  /// Deprecated (0.1): named_parameters(suffix); note the default suffix here is "".
+  [[deprecated("use named_parameters(suffix)")]] std::vector<Parameter<T>> parameters(
+      const std::string& suffix = "") {
+    return named_parameters(suffix);
   }
   void zero_grad() {
     fwd_.zero_grad();
@@ -49,25 +56,19 @@ class Bidirectional
   }
   std::size_t workspace_bytes() const { return fwd_.workspace_bytes() + rev_.workspace_bytes(); }
 
-  void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
-                    const StatePtrs& init, Rows<T> out, const StateOutPtrs& final_state,
-                    bool training) {
-    const Index H = hidden_size(), BH = batch * H, N = batch * steps;
-    bh_ = BH;
-    const Eigen::OuterStride<> ld(out.outerStride());
-    fwd_.forward_rows(x, batch, steps, lengths, init, Rows<T>(out.data(), N, H, ld), final_state,
-                      training);
-    rev_.forward_rows(x, batch, steps, lengths, detail::offset(init, BH),
-                      Rows<T>(out.data() + H, N, H, ld), detail::offset(final_state, BH), training);
+  void forward_rows(const In& in, const Out& out, bool training) {
+    const Index H = hidden_size();
+    bh_ = in.batch * H;
+    fwd_.forward_rows(in, out.columns(0, H), training);
+    rev_.forward_rows(in.state_at(bh_), out.columns(H, H).state_at(bh_), training);
   }
 
-  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x, bool accumulate_dx,
-                     const StateOutPtrs& d_init) {
-    const Index H = hidden_size(), N = d_out.rows();
-    const Eigen::OuterStride<> ld(d_out.outerStride());
-    fwd_.backward_rows(ConstRows<T>(d_out.data(), N, H, ld), d_final, d_x, accumulate_dx, d_init);
-    rev_.backward_rows(ConstRows<T>(d_out.data() + H, N, H, ld), detail::offset(d_final, bh_), d_x,
-                       true, detail::offset(d_init, bh_));
+  void backward_rows(const In& d_out, const Out& d_in) {
+    const Index H = hidden_size();
+    fwd_.backward_rows(d_out.columns(0, H), d_in);
+    // The reverse direction adds its d x to the forward one's.
+    rev_.backward_rows(d_out.columns(H, H).state_at(bh_),
+                       d_in.state_at(bh_).with_rows(d_in.rows, true));
   }
 
  private:

@@ -14,7 +14,7 @@
 
 #include "recur/detail/check.hpp"
 #include "recur/detail/dropout.hpp"
-#include "recur/detail/mode.hpp"
+#include "recur/sequence_layer.hpp"
 #include "recur/types.hpp"
 
 namespace recur {
@@ -33,7 +33,7 @@ Parameter<T> make_parameter(std::string name, std::vector<Index> shape, T* value
 /// Embedding<T>: a [num_embeddings, embedding_dim] table; ids [B, T] -> rows [B, T, dim].
 /// Initialised N(0, 1) as PyTorch. backward() adds d out into the rows that were used only.
 template <class T>
-class Embedding : public detail::Mode {
+class Embedding : public Mode {
  public:
   Embedding(Index num_embeddings, Index embedding_dim, std::uint64_t seed = 0)
       : vocab_(num_embeddings), dim_(embedding_dim) {
@@ -107,7 +107,7 @@ class Embedding : public detail::Mode {
 /// over the B*T rows. weight [out, in], bias [out]; initialised U(-1/sqrt(in), 1/sqrt(in)) as
 /// PyTorch.
 template <class T>
-class Linear : public detail::Mode {
+class Linear : public Mode {
  public:
   Linear(Index in_features, Index out_features, std::uint64_t seed = 0, bool bias = true)
       : in_(in_features), out_(out_features), bias_(bias) {
@@ -195,7 +195,7 @@ class Linear : public detail::Mode {
 /// by 1 / (1 - p) (inverted dropout, as nn.Dropout); the identity in eval mode. Seeded; the
 /// generator state can be saved (rng_state) for an exact resume.
 template <class T>
-class Dropout : public detail::Mode {
+class Dropout : public Mode {
  public:
   explicit Dropout(double p = 0.5, std::uint64_t seed = 0) : p_(p), rng_(seed) {
     detail::require(p >= 0.0 && p <= 1.0, "Dropout: p = ", p, " is outside [0, 1]");

@@ -28,8 +28,8 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   using T = Scalar;
   using CellType = Cell;
   static constexpr Index kStates = Cell::kStates;
-  using StatePtrs = std::array<const T*, kStates>;
-  using StateOutPtrs = std::array<T*, kStates>;
+  using In = SequenceIn<T, kStates>;
+  using Out = SequenceOut<T, kStates>;
   static constexpr std::uint64_t kDefaultSeed = 0x7265637572ULL;
 
   /// Parameters ~ U(-1/sqrt(H), 1/sqrt(H)) drawn from `seed` (PyTorch's default
@@ -51,7 +51,7 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   /// PyTorch's names and order: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
   /// then the `_reverse` four, then layer 1, ...
   std::vector<Parameter<T>> named_parameters() {
-    return std::visit([](auto& s) { return s.parameters(); }, stack_);
+    return std::visit([](auto& s) { return s.named_parameters(); }, stack_);
   }
   void zero_grad() {
     std::visit([](auto& s) { s.zero_grad(); }, stack_);
@@ -67,19 +67,11 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
     return std::visit([](const auto& s) { return s.workspace_bytes(); }, stack_);
   }
 
-  void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
-                    const StatePtrs& init, Rows<T> out, const StateOutPtrs& final_state,
-                    bool training) {
-    std::visit(
-        [&](auto& s) {
-          s.forward_rows(x, batch, steps, lengths, init, out, final_state, training);
-        },
-        stack_);
+  void forward_rows(const In& in, const Out& out, bool training) {
+    std::visit([&](auto& s) { s.forward_rows(in, out, training); }, stack_);
   }
-  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x,
-                     bool accumulate_dx, const StateOutPtrs& d_init) {
-    std::visit([&](auto& s) { s.backward_rows(d_out, d_final, d_x, accumulate_dx, d_init); },
-               stack_);
+  void backward_rows(const In& d_out, const Out& d_in) {
+    std::visit([&](auto& s) { s.backward_rows(d_out, d_in); }, stack_);
   }
 
  private:

@@ -4,6 +4,8 @@
 
 #include "recur/types.hpp"
 #include "recur/threads.hpp"
+#include "recur/sequence_layer.hpp"
+#include "recur/cells/contract.hpp"
 #include "recur/cells/rnn.hpp"
 #include "recur/cells/lstm.hpp"
 #include "recur/cells/gru.hpp"

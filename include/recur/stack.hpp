@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <new>
 #include <random>
 #include <string>
 #include <utility>
@@ -22,8 +23,8 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   using Scalar = typename Layer::Scalar;
   using T = Scalar;
   static constexpr Index kStates = Layer::kStates;
-  using StatePtrs = std::array<const T*, kStates>;
-  using StateOutPtrs = std::array<T*, kStates>;
+  using In = SequenceIn<T, kStates>;
+  using Out = SequenceOut<T, kStates>;
 
   /// dropout: probability in [0, 1] of zeroing an element of each layer's output except the
   /// last, in training mode; seed: of the dropout masks.
@@ -57,13 +58,17 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   void set_rng_state(const std::string& state) { detail::set_rng_state(rng_, state); }
 
   /// Parameters of layer l get the suffix `_l{l}` (PyTorch's names).
-  std::vector<Parameter<T>> parameters() {
+  std::vector<Parameter<T>> named_parameters() {
     std::vector<Parameter<T>> out;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      auto p = layers_[l].parameters("_l" + std::to_string(l));
+      auto p = layers_[l].named_parameters("_l" + std::to_string(l));
       out.insert(out.end(), p.begin(), p.end());
     }
     return out;
+  }
+  /// Deprecated (0.1): named_parameters().
+  [[deprecated("use named_parameters()")]] std::vector<Parameter<T>> parameters() {
+    return named_parameters();
   }
   void zero_grad() {
     for (auto& l : layers_) l.zero_grad();
@@ -81,51 +86,43 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
     return n;
   }
 
-  void forward_rows(ConstRows<T> x, Index batch, Index steps, const Index* lengths,
-                    const StatePtrs& init, Rows<T> out, const StateOutPtrs& final_state,
-                    bool training) {
-    const Index N = batch * steps,
-                per_layer = layers_.front().state_slots() * batch * hidden_size();
+  void forward_rows(const In& in, const Out& out, bool training) {
+    const Index N = in.batch * in.steps,
+                per_layer = layers_.front().state_slots() * in.batch * hidden_size();
     dropped_ = training && dropout_ > 0.0;
-    const T* in = x.data();  // input of layer l: [N, cols] rows with leading dimension ld
-    Index in_cols = x.cols(), in_ld = x.outerStride();
+    ConstRows<T> x = in.rows;  // input of layer l
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       const bool last = l + 1 == layers_.size();
       const Index O = layers_[l].output_size();
       if (!last) detail::grow(buffers_[l], static_cast<std::size_t>(N * O));
-      Rows<T> o = last ? out : detail::rows(buffers_[l].data(), N, O);
+      Rows<T> o = last ? out.rows : detail::rows(buffers_[l].data(), N, O);
       const Index off = static_cast<Index>(l) * per_layer;
-      layers_[l].forward_rows(ConstRows<T>(in, N, in_cols, Eigen::OuterStride<>(in_ld)), batch,
-                              steps, lengths, detail::offset(init, off), o,
-                              detail::offset(final_state, off), training);
+      layers_[l].forward_rows(in.with_rows(x).state_at(off), out.with_rows(o, false).state_at(off),
+                              training);
       if (!last && dropped_) apply_dropout(o, masks_[l]);
-      in = o.data();
-      in_cols = o.cols();
-      in_ld = o.outerStride();
+      new (&x) ConstRows<T>(  // (rebinding a Map: Eigen's documented way)
+          o.data(), N, o.cols(), Eigen::OuterStride<>(o.outerStride()));
     }
     per_layer_ = per_layer;
   }
 
-  void backward_rows(ConstRows<T> d_out, const StatePtrs& d_final, Rows<T> d_x, bool accumulate_dx,
-                     const StateOutPtrs& d_init) {
-    const Index N = d_out.rows();
-    const T* d = d_out.data();  // d of layer l's output: [N, cols] rows, leading dimension ld
-    Index d_cols = d_out.cols(), d_ld = d_out.outerStride();
+  void backward_rows(const In& d_out, const Out& d_in) {
+    const Index N = d_out.rows.rows();
+    ConstRows<T> d = d_out.rows;  // d of layer l's output
     for (std::size_t l = layers_.size(); l-- > 0;) {
       const Index I = layers_[l].input_size();
       const Index off = static_cast<Index>(l) * per_layer_;
-      // d of this layer's input: the caller's d_x for layer 0, else a scratch buffer (two,
+      // d of this layer's input: the caller's d x for layer 0, else a scratch buffer (two,
       // used in turn, since d is read while the next one is written).
       detail::Buffer<T>& buf = dbuffer_[l % 2];
       if (l > 0) detail::grow(buf, static_cast<std::size_t>(N * I));
-      Rows<T> dx = l == 0 ? d_x : detail::rows(buf.data(), N, I);
-      layers_[l].backward_rows(ConstRows<T>(d, N, d_cols, Eigen::OuterStride<>(d_ld)),
-                               detail::offset(d_final, off), dx, l == 0 ? accumulate_dx : false,
-                               detail::offset(d_init, off));
+      Rows<T> dx = l == 0 ? d_in.rows : detail::rows(buf.data(), N, I);
+      layers_[l].backward_rows(d_out.with_rows(d).state_at(off),
+                               d_in.with_rows(dx, l == 0 && d_in.accumulate).state_at(off));
       if (l > 0) {
         if (dropped_) dx.array() *= detail::rows(masks_[l - 1].data(), N, I).array();
-        d = dx.data();
-        d_cols = d_ld = I;
+        new (&d) ConstRows<T>(  // (rebinding)
+            dx.data(), N, I, Eigen::OuterStride<>(I));
       }
     }
   }

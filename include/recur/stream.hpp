@@ -15,6 +15,7 @@
 #include <array>
 
 #include "recur/detail/check.hpp"
+#include "recur/sequence_layer.hpp"
 #include "recur/types.hpp"
 
 namespace recur {
@@ -81,15 +82,14 @@ class Stream {
     detail::require(x.rows() == batch_ && x.cols() == model_.input_size(), "Stream::step: x is [",
                     x.rows(), ", ", x.cols(), "] but must be ",
                     detail::shape_str({batch_, model_.input_size()}));
-    std::array<const T*, kStates> init{};
-    std::array<T*, kStates> fin{};
-    for (std::size_t k = 0; k < static_cast<std::size_t>(kStates); ++k) {
-      init[k] = state_[cur_][k].data();
-      fin[k] = state_[1 - cur_][k].data();
-    }
+    SequenceIn<T, kStates> in{x, batch_, 1, nullptr, {}};
     const Index O = model_.output_size();
-    model_.forward_rows(x, batch_, 1, nullptr, init, Rows<T>(out_.data(), batch_, O, Eigen::OuterStride<>(O)),
-                        fin, false);
+    SequenceOut<T, kStates> out{Rows<T>(out_.data(), batch_, O, Eigen::OuterStride<>(O)), {}};
+    for (std::size_t k = 0; k < static_cast<std::size_t>(kStates); ++k) {
+      in.state[k] = state_[cur_][k].data();
+      out.state[k] = state_[1 - cur_][k].data();
+    }
+    model_.forward_rows(in, out, false);
     cur_ = 1 - cur_;
     return ConstRows<T>(out_.data(), batch_, O, Eigen::OuterStride<>(O));
   }

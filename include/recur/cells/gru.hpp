@@ -14,7 +14,7 @@
 
 #include <array>
 
-#include "recur/types.hpp"
+#include "recur/cells/chunks.hpp"
 
 namespace recur {
 

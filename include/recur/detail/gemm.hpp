@@ -55,6 +55,17 @@ namespace recur::detail {
 
 enum class WeightOp { Transposed, AsIs };
 
+// How a product meets its result Y: Y += X op(W) (add), Y = X op(W) (assign), or
+// Y = bias + X op(W) (assign from a bias row of n values). Assigning never reads Y, so the
+// product needs no pass that zeroes Y or broadcasts the bias into it first.
+template <typename T>
+struct Update {
+  const T* bias = nullptr;
+  bool assign = false;
+  static Update add() { return {}; }
+  static Update assign_to(const T* bias = nullptr) { return {bias, true}; }
+};
+
 template <typename T>
 class PackedWeight {
   using Packet = typename Eigen::internal::packet_traits<T>::type;
@@ -125,14 +136,13 @@ class PackedWeight {
     return std::min(k_, kKc) * ((mb + NR - 1) / NR) * NR + MR * NR + P;
   }
 
-  /// Y[m, n] (row stride ldy) += X[m, k] * op(W), where X[r, kk] = x[r * ldx + kk], or
-  /// x[kk * ldx + r] with x_transposed (X given as the [k, m] matrix X^T). With a `bias` (n
-  /// values), Y = bias + X * op(W) instead: Y's old content is neither read nor kept (this
-  /// saves the pass that would broadcast the bias into Y first). `work`: workspace_size(m)
-  /// elements. Allocates nothing. Blocked like any GEMM: a block of X (rows x depth) is
-  /// packed so that it stays in L2 while the weight panels stream past it.
+  /// Y[m, n] (row stride ldy) += X[m, k] * op(W), or = with `update` (see Update), where
+  /// X[r, kk] = x[r * ldx + kk], or x[kk * ldx + r] with x_transposed (X given as the [k, m]
+  /// matrix X^T). `work`: workspace_size(m) elements. Allocates nothing. Blocked like any
+  /// GEMM: a block of X (rows x depth) is packed so that it stays in L2 while the weight
+  /// panels stream past it.
   void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work, bool x_transposed = false,
-                const T* bias = nullptr) const {
+                Update<T> update = Update<T>::add()) const {
     const Index mb = block_rows();
     if (x_transposed) {
       // X^T's rows (dA^T: one row per sample and step) lie far apart. Each depth block packs
@@ -146,7 +156,7 @@ class PackedWeight {
           T* spill = work + (ms + NR - 1) / NR * NR * kc;
           for (Index r = 0; r < ms; r += mb)
             panels(work + r * kc, std::min(mb, ms - r), k0, kc, y + (r0 + r) * ldy, ldy, spill,
-                   k0 == 0 ? bias : nullptr);
+                   k0 == 0 ? update : Update<T>::add());
         }
       return;
     }
@@ -155,7 +165,7 @@ class PackedWeight {
         const Index rows = std::min(mb, m - r), kc = std::min(kKc, k_ - k0);
         pack_x(x + r * ldx + k0, rows, ldx, kc, work);
         panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
-               k0 == 0 ? bias : nullptr);
+               k0 == 0 ? update : Update<T>::add());
       }
   }
 
@@ -212,44 +222,45 @@ class PackedWeight {
     }
   }
 
-  // Y[m, n] += X[m, k0:k0+kc] * op(W)[k0:k0+kc, :] (= bias + ..., with a bias), X packed.
+  // Y[m, n] (+)= X[m, k0:k0+kc] * op(W)[k0:k0+kc, :] as `update` says, X packed.
   void panels(const T* work, Index m, Index k0, Index kc, T* y, Index ldy, T* spill,
-              const T* bias) const {
+              Update<T> update) const {
     const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
     const Index panels = (n_ + MR - 1) / MR;
     for (Index p = 0; p < panels; ++p) {
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
       const T* a = packed_.data() + p * MR * k_ + k0 * wp;
-      const T* bp = bias ? bias + i0 : nullptr;
+      Update<T> up = update;
+      if (up.bias) up.bias += i0;
       T* yp = y + i0;
       if (wp == MR)
-        panel<MP>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, bp);
+        panel<MP>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up);
       else if (wp == 2 * P)
-        panel<2>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, bp);
+        panel<2>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up);
       else
-        panel<1>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, bp);
+        panel<1>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up);
     }
   }
 
   // One panel of W (M packets wide) against every packed row tile of X.
   template <int M>
   void panel(const T* a, const T* work, Index kc, Index full, Index rest, Index tail, T* y,
-             Index ldy, Index ni, T* spill, const T* bias) const {
+             Index ldy, Index ni, T* spill, Update<T> update) const {
     for (Index j = 0; j < full; ++j)
-      tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, bias);
+      tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, update);
     if (tail == 0) return;
     const T* b = work + full * NR * kc;
     T* yt = y + full * NR * ldy;
     // Narrow tiles have few accumulators: unroll k into independent sets to hide latency.
     if constexpr (NR == 8) {
-      if (tail == 8) return tile<M, 8, 1>(a, b, kc, yt, ldy, ni, rest, spill, bias);
+      if (tail == 8) return tile<M, 8, 1>(a, b, kc, yt, ldy, ni, rest, spill, update);
     }
     if (tail == 4)
-      tile<M, 4, 1>(a, b, kc, yt, ldy, ni, rest, spill, bias);
+      tile<M, 4, 1>(a, b, kc, yt, ldy, ni, rest, spill, update);
     else if (tail == 2)
-      tile<M, 2, 2>(a, b, kc, yt, ldy, ni, rest, spill, bias);
+      tile<M, 2, 2>(a, b, kc, yt, ldy, ni, rest, spill, update);
     else
-      tile<M, 1, 4>(a, b, kc, yt, ldy, ni, rest, spill, bias);
+      tile<M, 1, 4>(a, b, kc, yt, ldy, ni, rest, spill, update);
   }
 
   // d[kk * ldd + c] = x[c * ldx + kk] for NR rows (c < NR), NR x NR blocks at a time with a
@@ -297,11 +308,11 @@ class PackedWeight {
     }
   }
 
-  // y[c, i] += sum_{kk < kc} a[kk * M*P + i] * b[kk * N + c]  for c < nc, i < ni.
-  // With a bias: y[c, i] = bias[i] + the sum.
+  // y[c, i] += sum_{kk < kc} a[kk * M*P + i] * b[kk * N + c]  for c < nc, i < ni; with
+  // update.assign, y[c, i] = the sum (+ bias[i] when there is a bias).
   template <int M, int N, int KU>
   void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc, T* spill,
-            const T* bias) const {
+            Update<T> update) const {
     using namespace Eigen::internal;
     constexpr Index W = M * P;
     // The tile's rows of Y are written at the end: fetch them now, while the FMAs run. Y can
@@ -327,17 +338,19 @@ class PackedWeight {
       for (int c = 0; c < N; ++c) {
         if (c < nc) {
           T* yc = y + c * ldy;
+          const T* from = update.assign ? update.bias : yc;  // null: start from zero
           for (int r = 0; r < M; ++r)
-            pstoreu(yc + r * P,
-                    padd(ploadu<Packet>(bias ? bias + r * P : yc + r * P), acc[0][r][c]));
+            pstoreu(yc + r * P, from ? padd(ploadu<Packet>(from + r * P), acc[0][r][c])
+                                     : acc[0][r][c]);
         }
       }
     } else {
       for (int c = 0; c < N; ++c)
         for (int r = 0; r < M; ++r) pstoreu(spill + c * W + r * P, acc[0][r][c]);
-      for (Index c = 0; c < nc; ++c)
-        for (Index i = 0; i < ni; ++i)
-          y[c * ldy + i] = (bias ? bias[i] : y[c * ldy + i]) + spill[c * W + i];
+      for (Index c = 0; c < nc; ++c) {
+        const T* from = update.assign ? update.bias : y + c * ldy;
+        for (Index i = 0; i < ni; ++i) y[c * ldy + i] = (from ? from[i] : T(0)) + spill[c * W + i];
+      }
     }
   }
 

@@ -1,0 +1,40 @@
+// The cells' fused gate math: the helpers the built-in cells use to run a chain of array
+// statements (gates, state, output) in registers, in one pass over a row, instead of one pass
+// per statement (5-15% of a forward step, measured). A cell written outside recur may use
+// them too; they are not part of the cell contract (recur/cells/contract.hpp).
+#pragma once
+
+#include <type_traits>
+
+#include "recur/types.hpp"
+
+namespace recur::detail {
+
+// The first element of row b of a row view.
+template <class M>
+auto row_data(M&& m, Index b) {  // non-const views give writable pointers
+  return m.data() + b * m.outerStride();
+}
+
+// One chunk of a row for for_chunks: at(p) is p[j, j + len) as an Eigen array of at most W
+// elements whose storage is fixed (a full chunk has a compile-time size).
+template <class T, int W, bool Full>
+struct Chunk {
+  using Array = std::conditional_t<Full, Eigen::Array<T, W, 1>,
+                                   Eigen::Array<T, Eigen::Dynamic, 1, Eigen::ColMajor, W, 1>>;
+  Index j, len;
+  Eigen::Map<Array> operator()(T* p) const { return {p + j, len}; }
+  Eigen::Map<const Array> operator()(const T* p) const { return {p + j, len}; }
+};
+
+// The cells' fused gate math: f(chunk) for consecutive chunks of [0, n), so that a chain of
+// array statements (gates, state, output) runs in registers in one pass over the row instead
+// of one pass per statement. Temporaries of type Chunk::Array never touch the heap.
+template <class T, class F>
+void for_chunks(Index n, F&& f) {
+  constexpr int W = 16;
+  Index j = 0;
+  for (; j + W <= n; j += W) f(Chunk<T, W, true>{j, W});
+  if (j < n) f(Chunk<T, W, false>{j, n - j});
+}
+}  // namespace recur::detail

@@ -1,0 +1,167 @@
+// The cell contract: what a cell provides so that Recurrent<Cell> (and with it directions,
+// stacking, lengths, carried state, streaming and the fast products) can run it. The one
+// place it is written down; Recurrent<Cell> checks it when it is instantiated, and a cell
+// that breaks it fails to compile with a message that names the missing member.
+//
+// A cell computes one time step for a block of rows (samples). The layer hands it
+//   a = x W_ih^T + b_ih   (the input part, precomputed for every step)   [rows, G*H]
+//   r = h W_hh^T + b_hh   (the recurrent part of this step)               [rows, G*H]
+// with the gates as G column blocks of width H, in the cell's (PyTorch's) order.
+//
+//   using Scalar;                          float or double
+//   static constexpr Index kGates;         G >= 1: weight_ih is [G*H, input], weight_hh [G*H, H]
+//   static constexpr Index kStates;        1 (h) or 2 (h, c); state 0 is the output h
+//   static constexpr Index kExtra;         >= 0: extra per-step cache columns, in units of H
+//   static constexpr bool kSameGateGrads;  true when d loss / d r == d loss / d a (the cell
+//                                          then writes only d a)
+//   using StatesIn  = std::array<ConstRows<Scalar>, kStates>;
+//   using StatesOut = std::array<Rows<Scalar>, kStates>;
+//
+//   void forward_step(Rows a, Rows r, const StatesIn& prev, StatesOut next, Rows extra) const
+//       writes the next states; overwrites a with what backward needs (e.g. the activations)
+//       and fills extra [rows, kExtra*H]; r is scratch.
+//   void backward_step(Rows a, Rows dr, const StatesIn& prev, ConstRows extra,
+//                      const StatesIn& dnext, StatesOut dprev) const
+//       given d loss / d next (dnext), writes with `=`: d loss / d a over a, d loss / d r
+//       into dr (unless kSameGateGrads), and dprev = the part of d loss / d prev that does
+//       not pass through W_hh (the layer adds dr W_hh to dprev[0]).
+//
+// Both are const and must not allocate: the threads of a layer call them concurrently on
+// disjoint rows, and on a contiguous range of units (H then being the range's width) when
+// one sample is split across threads. Rows views may have a row stride. Cells are objects
+// (RNNCell holds its nonlinearity), dispatched statically. tests/custom_cell.hpp is a cell
+// written outside recur; recur/cells/chunks.hpp has the helpers the built-in cells use to
+// fuse their gate math.
+#pragma once
+
+#include <array>
+#include <type_traits>
+#include <utility>
+
+#include "recur/types.hpp"
+
+namespace recur::detail {
+
+template <class C, class = void>
+struct has_scalar : std::false_type {};
+template <class C>
+struct has_scalar<C, std::void_t<typename C::Scalar>> : std::true_type {};
+template <class C, class = void>
+struct has_gates : std::false_type {};
+template <class C>
+struct has_gates<C, std::void_t<decltype(C::kGates)>> : std::true_type {};
+template <class C, class = void>
+struct has_states : std::false_type {};
+template <class C>
+struct has_states<C, std::void_t<decltype(C::kStates)>> : std::true_type {};
+template <class C, class = void>
+struct has_extra : std::false_type {};
+template <class C>
+struct has_extra<C, std::void_t<decltype(C::kExtra)>> : std::true_type {};
+template <class C, class = void>
+struct has_same_gate_grads : std::false_type {};
+template <class C>
+struct has_same_gate_grads<C, std::void_t<decltype(C::kSameGateGrads)>> : std::true_type {};
+
+// Scalar and kStates when the cell has them, stand-ins otherwise (so that a cell missing
+// them reaches the contract's messages instead of an error in a base class).
+template <class C, bool = has_scalar<C>::value>
+struct cell_scalar {
+  using type = float;
+};
+template <class C>
+struct cell_scalar<C, true> {
+  using type = typename C::Scalar;
+};
+template <class C>
+using cell_scalar_t = typename cell_scalar<C>::type;
+template <class C>
+constexpr Index cell_states() {
+  if constexpr (has_states<C>::value)
+    return (C::kStates == 1 || C::kStates == 2) ? static_cast<Index>(C::kStates) : 1;
+  else
+    return 1;
+}
+
+template <class C>
+using StatesInOf = std::array<ConstRows<cell_scalar_t<C>>, static_cast<std::size_t>(cell_states<C>())>;
+template <class C>
+using StatesOutOf = std::array<Rows<cell_scalar_t<C>>, static_cast<std::size_t>(cell_states<C>())>;
+
+template <class C, class = void>
+struct has_forward_step : std::false_type {};
+template <class C>
+struct has_forward_step<
+    C, std::void_t<decltype(std::declval<const C&>().forward_step(
+           std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
+           std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>(),
+           std::declval<Rows<cell_scalar_t<C>>>()))>> : std::true_type {};
+template <class C, class = void>
+struct has_backward_step : std::false_type {};
+template <class C>
+struct has_backward_step<
+    C, std::void_t<decltype(std::declval<const C&>().backward_step(
+           std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
+           std::declval<const StatesInOf<C>&>(), std::declval<ConstRows<cell_scalar_t<C>>>(),
+           std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>()))>>
+    : std::true_type {};
+
+template <class C>
+constexpr bool constants_valid() {
+  if constexpr (has_gates<C>::value && has_states<C>::value && has_extra<C>::value)
+    return C::kGates >= 1 && (C::kStates == 1 || C::kStates == 2) && C::kExtra >= 0;
+  else
+    return true;  // (the missing member is reported on its own)
+}
+
+/// True for a type that meets the cell contract.
+template <class C>
+constexpr bool is_cell_v =
+    has_scalar<C>::value && has_gates<C>::value && has_states<C>::value && has_extra<C>::value &&
+    has_same_gate_grads<C>::value && constants_valid<C>() &&
+    std::is_floating_point_v<cell_scalar_t<C>> && has_forward_step<C>::value &&
+    has_backward_step<C>::value;
+
+// One static_assert per clause of the contract, each naming what is missing.
+template <class C>
+constexpr bool check_cell() {
+  static_assert(has_scalar<C>::value,
+                "recur cell contract: the cell has no member type `Scalar` (float or double); "
+                "see recur/cells/contract.hpp");
+  static_assert(std::is_floating_point_v<cell_scalar_t<C>>,
+                "recur cell contract: the cell's `Scalar` must be float or double");
+  static_assert(has_gates<C>::value,
+                "recur cell contract: the cell has no `static constexpr Index kGates` (gate "
+                "blocks of weight_ih and weight_hh); see recur/cells/contract.hpp");
+  static_assert(has_states<C>::value,
+                "recur cell contract: the cell has no `static constexpr Index kStates` (1: h, "
+                "2: h and c); see recur/cells/contract.hpp");
+  static_assert(has_extra<C>::value,
+                "recur cell contract: the cell has no `static constexpr Index kExtra` (extra "
+                "cache columns per step, in units of H; 0 for none); see "
+                "recur/cells/contract.hpp");
+  static_assert(has_same_gate_grads<C>::value,
+                "recur cell contract: the cell has no `static constexpr bool kSameGateGrads` "
+                "(true when d loss / d r equals d loss / d a); see recur/cells/contract.hpp");
+  static_assert(constants_valid<C>(),
+                "recur cell contract: need kGates >= 1, kStates 1 or 2 and kExtra >= 0");
+  static_assert(has_forward_step<C>::value,
+                "recur cell contract: the cell has no `void forward_step(Rows a, Rows r, const "
+                "StatesIn& prev, StatesOut next, Rows extra) const`; see "
+                "recur/cells/contract.hpp");
+  static_assert(has_backward_step<C>::value,
+                "recur cell contract: the cell has no `void backward_step(Rows a, Rows dr, "
+                "const StatesIn& prev, ConstRows extra, const StatesIn& dnext, StatesOut "
+                "dprev) const`; see recur/cells/contract.hpp");
+  return true;
+}
+
+}  // namespace recur::detail
+
+namespace recur {
+#if defined(__cpp_concepts) && __cpp_concepts >= 201907L
+/// C++20: the cell contract as a concept (recur/cells/contract.hpp).
+template <class C>
+concept RecurrentCell = detail::is_cell_v<C>;
+#endif
+}  // namespace recur

@@ -1,0 +1,71 @@
+// LayerCore<Cell>: what a recurrent layer owns, in one place for its strategies (the time
+// loops in batch_slices.hpp and unit_split.hpp): the cell, the weights, the timeline (step
+// order and lengths), the weight products and the workspace; and the row views they share.
+#pragma once
+
+#include <array>
+#include <utility>
+
+#include "recur/cells/contract.hpp"
+#include "recur/recurrent/products.hpp"
+#include "recur/recurrent/timeline.hpp"
+#include "recur/recurrent/weights.hpp"
+#include "recur/recurrent/workspace.hpp"
+#include "recur/sequence_layer.hpp"
+
+namespace recur::detail {
+
+// The B rows {b * steps + t} of a [B * steps, cols] row block with leading dimension ld.
+template <class T>
+Rows<T> step_rows(T* base, Index t, Index batch, Index steps, Index cols, Index ld) {
+  return Rows<T>(base + t * ld, batch, cols, Eigen::OuterStride<>(steps * ld));
+}
+template <class T>
+ConstRows<T> step_rows(const T* base, Index t, Index batch, Index steps, Index cols, Index ld) {
+  return ConstRows<T>(base + t * ld, batch, cols, Eigen::OuterStride<>(steps * ld));
+}
+template <class F, std::size_t... I>
+auto make_array_impl(F&& f, std::index_sequence<I...>) {
+  return std::array<decltype(f(std::size_t{0})), sizeof...(I)>{f(I)...};
+}
+// std::array{f(0), ..., f(K-1)}: builds arrays of (non default-constructible) Eigen maps.
+template <std::size_t K, class F>
+auto make_array(F&& f) {
+  return make_array_impl(std::forward<F>(f), std::make_index_sequence<K>{});
+}
+
+template <class Cell>
+struct LayerCore {
+  using T = typename Cell::Scalar;
+  static constexpr Index G = Cell::kGates, K = Cell::kStates, E = Cell::kExtra;
+  using In = SequenceIn<T, K>;
+  using Out = SequenceOut<T, K>;
+  using States = std::array<T*, K>;
+
+  LayerCore(Index input_size, Index hidden_size, Direction direction, Cell c)
+      : cell(std::move(c)), weights(G, input_size, hidden_size), time(direction) {}
+
+  Index hidden() const { return weights.hidden_size(); }
+  Index input() const { return weights.input_size(); }
+
+  // Row views [B, cols] (cols: H, or a thread's range of units) of the K state pointers.
+  std::array<Rows<T>, K> views(const States& p, Index B, Index cols) const {
+    return make_array<K>([&](std::size_t s) { return rows<T>(p[s], B, cols); });
+  }
+  std::array<ConstRows<T>, K> const_views(const States& p, Index B, Index cols) const {
+    return make_array<K>(
+        [&](std::size_t s) { return rows<T>(static_cast<const T*>(p[s]), B, cols); });
+  }
+
+  Cell cell;
+  RecurrentWeights<T> weights;
+  Timeline time;
+  WeightProducts<T> products;
+  Workspace<T> ws;
+  // The input of the last training forward (kept alive by the caller until backward).
+  const T* x = nullptr;
+  Index ldx = 0;
+  bool cached = false;
+};
+
+}  // namespace recur::detail

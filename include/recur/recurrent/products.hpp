@@ -1,0 +1,121 @@
+// WeightProducts<T>: every matrix product of a recurrent layer, on the layer's weights.
+//   forward   A = X W_ih^T + b_ih (all steps)      R = h W_hh^T + b_hh (one step)
+//   backward  dh += dR W_hh (one step)             d x = dA W_ih, or += (all steps)
+//             dW_ih += dA^T X, dW_hh += dR^T H_prev (all steps, split by gate rows)
+// Each names how it meets its result (detail::Update: add, assign, assign from a bias). The
+// weight is packed once per call into detail::PackedWeight's panels when that pays: for the
+// products over all steps whenever there are several steps, and for the per-step product
+// when there are also several samples. Batch 1 keeps Eigen's matrix-vector product, which
+// streams the weight from L2 at the machine's bandwidth (the packed kernel is ~10% slower
+// there); a single step (a Stream) would not repay the packing. Depends on the scalar type
+// only: compiled once per scalar type, not once per cell.
+#pragma once
+
+#include <algorithm>
+
+#include "recur/detail/gemm.hpp"
+#include "recur/recurrent/weights.hpp"
+#include "recur/threads.hpp"
+
+namespace recur::detail {
+
+template <class T>
+class WeightProducts {
+ public:
+  /// Packs what pays for a call over B samples x S steps: W^T (forward) or W (backward).
+  void prepare(const RecurrentWeights<T>& w, WeightOp op, Index B, Index S) {
+    op_ = op;
+    packed_input_ = S >= 2;
+    packed_recurrent_ = S >= 2 && B >= 2;
+    const int threads = std::max(1, num_threads());
+    const Index slice = (B + threads - 1) / threads;
+    work_stride_ = 0;
+    if (packed_recurrent_) {
+      w_hh_.pack(w.w_hh().data(), w.gate_rows(), w.hidden_size(), op);
+      reserve_work(w_hh_.workspace_size(slice));
+    }
+    if (packed_input_) {
+      w_ih_.pack(w.w_ih().data(), w.gate_rows(), w.input_size(), op);
+      reserve_work(w_ih_.workspace_size(B * S));
+    }
+  }
+
+  /// Scratch of thread p for the products it runs.
+  T* work(int p) { return work_.data() + p * work_stride_; }
+
+  /// Y (+)= X op(W_ih) for m rows of X: forward X W_ih^T (from b_ih), backward dA W_ih.
+  void input(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y, Index ldy,
+             T* work, Update<T> update) const {
+    if (packed_input_) return w_ih_.multiply(x, m, ldx, y, ldy, work, false, update);
+    eigen(w.w_ih(), x, m, ldx, y, ldy, update);
+  }
+  /// Y (+)= X op(W_hh) for one step of a slice: forward h W_hh^T (from b_hh), backward dR W_hh.
+  void recurrent(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y,
+                 Index ldy, T* work, Update<T> update) const {
+    if (packed_recurrent_) return w_hh_.multiply(x, m, ldx, y, ldy, work, false, update);
+    eigen(w.w_hh(), x, m, ldx, y, ldy, update);
+  }
+
+  /// Before weight_grads: X and H_prev (N rows each) take the weight's place in the packed
+  /// kernel (W_hh's packing is no longer needed), dA^T and dR^T are read transposed.
+  void prepare_weight_grads(const RecurrentWeights<T>& w, const T* x, Index ldx, const T* h_prev,
+                            Index N) {
+    if (!packed_input_) return;
+    x_.pack(x, N, w.input_size(), WeightOp::AsIs, ldx);
+    w_hh_.pack(h_prev, N, w.hidden_size(), WeightOp::AsIs);
+    const Index GH = w.gate_rows();
+    reserve_work(std::max(x_.workspace_size(GH, /*x_transposed=*/true),
+                          w_hh_.workspace_size(GH, /*x_transposed=*/true)));
+  }
+  /// dW_ih += dA^T X and dW_hh += dR^T H_prev for the gate rows [g0, g1); dA, dR: [N, G*H].
+  void weight_grads(RecurrentWeights<T>& w, ConstRows<T> dA, ConstRows<T> dR, ConstRows<T> X,
+                    ConstRows<T> h_prev, Index g0, Index g1, T* work) const {
+    const Index ng = g1 - g0, GH = w.gate_rows(), I = w.input_size(), H = w.hidden_size();
+    if (packed_input_) {
+      x_.multiply(dA.data() + g0, ng, GH, w.d_w_ih().data() + g0 * I, I, work, true);
+      w_hh_.multiply(dR.data() + g0, ng, GH, w.d_w_hh().data() + g0 * H, H, work, true);
+    } else {
+      w.d_w_ih().middleRows(g0, ng).noalias() += dA.middleCols(g0, ng).transpose() * X;
+      w.d_w_hh().middleRows(g0, ng).noalias() += dR.middleCols(g0, ng).transpose() * h_prev;
+    }
+  }
+
+  std::size_t bytes() const {
+    return sizeof(T) * work_.capacity() + w_ih_.bytes() + w_hh_.bytes() + x_.bytes();
+  }
+
+ private:
+  // Per-thread scratch of at least `per_thread` elements (64-byte apart slots).
+  void reserve_work(Index per_thread) {
+    work_stride_ = std::max(work_stride_, (per_thread + 15) / 16 * 16);
+    grow(work_, static_cast<std::size_t>(work_stride_ * std::max(1, num_threads())));
+  }
+  void eigen(Eigen::Map<const Matrix<T>> w, const T* x, Index m, Index ldx, T* y, Index ldy,
+             Update<T> update) const {
+    const bool t = op_ == WeightOp::Transposed;
+    ConstRows<T> xs(x, m, t ? w.cols() : w.rows(), Eigen::OuterStride<>(ldx));
+    Rows<T> ys(y, m, t ? w.rows() : w.cols(), Eigen::OuterStride<>(ldy));
+    if (update.assign && !update.bias) {
+      if (t)
+        ys.noalias() = xs * w.transpose();
+      else
+        ys.noalias() = xs * w;
+      return;
+    }
+    if (update.bias)
+      ys.rowwise() = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(update.bias, ys.cols());
+    if (t)
+      ys.noalias() += xs * w.transpose();
+    else
+      ys.noalias() += xs * w;
+  }
+
+  WeightOp op_ = WeightOp::Transposed;
+  bool packed_input_ = false, packed_recurrent_ = false;
+  PackedWeight<T> w_ih_, w_hh_;  // the weights in the kernel's panels
+  PackedWeight<T> x_;            // backward: the layer's input, for dW_ih
+  Buffer<T> work_;               // per thread: the packed rows of the current product
+  Index work_stride_ = 0;
+};
+
+}  // namespace recur::detail

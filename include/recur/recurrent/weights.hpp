@@ -1,0 +1,89 @@
+// RecurrentWeights<T>: the parameters of one recurrent layer (one direction of one layer of
+// PyTorch's nn.RNN/nn.LSTM/nn.GRU) and their gradients, each in one contiguous buffer
+//   [weight_ih (G*H x in) | weight_hh (G*H x H) | bias_ih (G*H) | bias_hh (G*H)],
+// gate blocks of H rows in the cell's order. Depends on the scalar type only (the gate count
+// G is a run-time value), so it is compiled once per scalar type, not once per cell.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "recur/detail/check.hpp"
+#include "recur/types.hpp"
+
+namespace recur::detail {
+
+template <class T>
+class RecurrentWeights {
+ public:
+  using Map = Eigen::Map<Matrix<T>>;
+  using ConstMap = Eigen::Map<const Matrix<T>>;
+  using RowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+
+  RecurrentWeights(Index gates, Index input_size, Index hidden_size)
+      : gates_(gates), input_(input_size), hidden_(hidden_size) {
+    require(input_size > 0 && hidden_size > 0,
+            "Recurrent: input_size and hidden_size must be positive, got input_size=",
+            input_size, " hidden_size=", hidden_size);
+    params_.assign(static_cast<std::size_t>(count()), T(0));
+    grads_.assign(params_.size(), T(0));
+  }
+
+  Index gates() const { return gates_; }
+  Index input_size() const { return input_; }
+  Index hidden_size() const { return hidden_; }
+  Index gate_rows() const { return gates_ * hidden_; }  // G*H
+  Index count() const { return gate_rows() * (input_ + hidden_ + 2); }
+
+  /// PyTorch's names with `suffix` appended (`weight_ih` + `_l0_reverse`), in PyTorch's order.
+  std::vector<Parameter<T>> named(const std::string& suffix) {
+    const Index GH = gate_rows();
+    std::vector<Parameter<T>> out;
+    auto add = [&](const char* name, Index offset, Index r, Index c, std::vector<Index> shape) {
+      out.push_back(Parameter<T>{std::string(name) + suffix, std::move(shape),
+                                 Map(params_.data() + offset, r, c),
+                                 Map(grads_.data() + offset, r, c)});
+    };
+    add("weight_ih", w_ih_offset(), GH, input_, {GH, input_});
+    add("weight_hh", w_hh_offset(), GH, hidden_, {GH, hidden_});
+    add("bias_ih", b_ih_offset(), GH, 1, {GH});
+    add("bias_hh", b_hh_offset(), GH, 1, {GH});
+    return out;
+  }
+  void zero_grad() { std::fill(grads_.begin(), grads_.end(), T(0)); }
+  /// PyTorch's default initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
+  template <class Rng>
+  void reset(Rng& rng) {
+    const double k = 1.0 / std::sqrt(static_cast<double>(hidden_));
+    std::uniform_real_distribution<double> u(-k, k);
+    for (auto& v : params_) v = static_cast<T>(u(rng));
+  }
+
+  ConstMap w_ih() const { return {params_.data() + w_ih_offset(), gate_rows(), input_}; }
+  ConstMap w_hh() const { return {params_.data() + w_hh_offset(), gate_rows(), hidden_}; }
+  RowVec b_ih() const { return {params_.data() + b_ih_offset(), gate_rows()}; }
+  RowVec b_hh() const { return {params_.data() + b_hh_offset(), gate_rows()}; }
+  Map d_w_ih() { return {grads_.data() + w_ih_offset(), gate_rows(), input_}; }
+  Map d_w_hh() { return {grads_.data() + w_hh_offset(), gate_rows(), hidden_}; }
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> d_b_ih() {
+    return {grads_.data() + b_ih_offset(), gate_rows()};
+  }
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> d_b_hh() {
+    return {grads_.data() + b_hh_offset(), gate_rows()};
+  }
+
+ private:
+  Index w_ih_offset() const { return 0; }
+  Index w_hh_offset() const { return gate_rows() * input_; }
+  Index b_ih_offset() const { return w_hh_offset() + gate_rows() * hidden_; }
+  Index b_hh_offset() const { return b_ih_offset() + gate_rows(); }
+
+  Index gates_, input_, hidden_;
+  Buffer<T> params_, grads_;
+};
+
+}  // namespace recur::detail

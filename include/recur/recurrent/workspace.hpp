@@ -1,0 +1,52 @@
+// Workspace<T>: every buffer a recurrent layer computes in, sized on first use and reused (no
+// allocation once warm). The caches a training forward keeps for backward, and scratch.
+// Depends on the scalar type only.
+#pragma once
+
+#include <cstddef>
+
+#include "recur/types.hpp"
+
+namespace recur::detail {
+
+template <class T>
+struct Workspace {
+  // Caches kept from a training forward for backward (N = B*T rows, row b*T + t):
+  Buffer<T> gates;  // [N, G*H]: A, then the cell's cache (activations), then dA
+  Buffer<T> extra;  // [N, E*H] (training) or [B, E*H] (inference): the cell's extra cache
+  Buffer<T> prev;   // K x [N, H]: the state each step started from
+  // Scratch:
+  Buffer<T> r;       // [B, G*H]: R of the current step
+  Buffer<T> state;   // 2 x K x [B, H]: current and next state
+  Buffer<T> dr;      // [N, G*H]: dR, for cells whose dR differs from dA
+  Buffer<T> dstate;  // 2 x K x [B, H]: d current and d next state
+  Buffer<T> unit_scratch;  // batch 1 split by units: A, R, extra of one step
+  Buffer<T> unit_weights;  // and W_hh, b_hh in the threads' gate blocks
+
+  /// Sizes for a forward over B samples x S steps of a cell with G gates, K states and E
+  /// extra columns (units of H).
+  void for_forward(Index B, Index S, Index G, Index K, Index E, Index H, bool training) {
+    const Index N = B * S;
+    grow(gates, static_cast<std::size_t>(N * G * H));
+    grow(r, static_cast<std::size_t>(B * G * H));
+    grow(state, static_cast<std::size_t>(2 * K * B * H));
+    grow(extra, static_cast<std::size_t>((training ? N : B) * E * H));
+    if (training) grow(prev, static_cast<std::size_t>(K * N * H));
+  }
+  void for_backward(Index B, Index S, Index G, Index K, Index H, bool separate_dr) {
+    grow(dstate, static_cast<std::size_t>(2 * K * B * H));
+    if (separate_dr) grow(dr, static_cast<std::size_t>(B * S * G * H));
+  }
+  void for_units(Index G, Index E, Index H, bool weights) {
+    grow(unit_scratch, static_cast<std::size_t>(2 * G * H + E * H));
+    if (weights) grow(unit_weights, static_cast<std::size_t>(G * H * H + G * H));
+  }
+
+  std::size_t bytes() const {
+    return sizeof(T) * (gates.capacity() + extra.capacity() + prev.capacity() + r.capacity() +
+                        state.capacity() + dr.capacity() + dstate.capacity() +
+                        unit_scratch.capacity() + unit_weights.capacity());
+  }
+};
+
+}  // namespace recur::detail
