@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -16,6 +17,13 @@ namespace char_rnn {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// A double as text that reads back to the same double (checkpoint metadata).
+inline std::string exact(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
 
 class Flags {
  public:

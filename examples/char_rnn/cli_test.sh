@@ -9,6 +9,8 @@
 #            text (skipped, exit 77, without python3-torch)
 # interrupt  Ctrl-C saves a loadable checkpoint and exits with 130
 # bad_input  every bad input gives one error line on stderr and a non-zero exit, no crash/hang
+# threads    --threads 1 trains on one thread (the process never has a second one), and
+#            --threads 2 on two (the control: the check can see threads)
 set -uo pipefail
 bin="$1"; work="$2"; scenario="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -26,6 +28,28 @@ make_text() {
 small=(--data small.txt --rnn-size 32 --num-layers 1 --embedding-size 16 --batch-size 8 --seq-length 20 --quiet --sample-length 0)
 
 case "$scenario" in
+threads)
+  make_text
+  peak() {  # the most threads `train --threads $1` has at once, sampled every 20 ms
+    "$bin" train "${small[@]}" --rnn-size 128 --batch-size 16 --max-epochs 1000 --max-seconds 3 \
+      --eval-every 1000000 --checkpoint-dir "t$1" --threads "$1" >/dev/null &
+    local pid=$! max=0 n
+    while kill -0 "$pid" 2>/dev/null; do
+      n=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+      if [ -n "$n" ] && [ "$n" -gt "$max" ]; then max=$n; fi
+      sleep 0.02
+    done
+    wait "$pid" || { echo "train --threads $1 failed" >&2; echo -1; return; }
+    echo "$max"
+  }
+  one=$(peak 1)
+  [ "$one" -eq 1 ] || fail "--threads 1 ran on $one threads at once"
+  if [ "$(nproc)" -ge 2 ]; then
+    two=$(peak 2)
+    [ "$two" -ge 2 ] || fail "--threads 2 ran on $two threads (the check does not see threads)"
+  fi
+  echo "threads: --threads 1 -> $one, --threads 2 -> ${two:-skipped}"
+  ;;
 learns)
   make_text
   out=$(timeout 300 "$bin" train "${small[@]}" --max-iters 250 --eval-every 250 --learning-rate 0.01 --val-frac 0.1) || fail "train failed: $out"

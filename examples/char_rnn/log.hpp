@@ -60,7 +60,7 @@ class TrainingLog {
 
  private:
   static void put(const std::string& path, const std::string& text) {
-    recur::safetensors::detail::write_atomically(path, std::vector<std::uint8_t>(text.begin(), text.end()));
+    recur::safetensors::write_atomically(path, std::vector<std::uint8_t>(text.begin(), text.end()));
   }
 
   std::string svg() const {

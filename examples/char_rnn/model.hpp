@@ -15,6 +15,7 @@
 #include <recur/checkpoint.hpp>
 #include <recur/recur.hpp>
 
+#include "cli.hpp"
 #include "text.hpp"
 
 namespace char_rnn {
@@ -33,7 +34,7 @@ struct Hyper {
             {"rnn_size", std::to_string(rnn_size)},
             {"num_layers", std::to_string(num_layers)},
             {"embedding_size", std::to_string(embedding_size)},
-            {"dropout", recur::detail::format_double(dropout)}};
+            {"dropout", exact(dropout)}};
   }
 };
 

@@ -312,10 +312,9 @@ class File {
   std::vector<TensorInfo> tensors_;
 };
 
-namespace detail {
-
-// Writes `bytes` to `path` atomically: temporary file beside it, write, fsync, rename, fsync
-// of the folder. On failure the temporary file is removed and the old file is untouched.
+/// Writes `bytes` to `path` atomically: temporary file beside it, write, fsync, rename, fsync
+/// of the folder. On failure the temporary file is removed and the old file is untouched.
+/// (Any file a program keeps beside its checkpoints: logs, plots.)
 inline void write_atomically(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   std::string tmp = path + ".tmp.XXXXXX";
   const int fd = ::mkstemp(tmp.data());
@@ -356,6 +355,8 @@ inline void write_atomically(const std::string& path, const std::vector<std::uin
     ::close(dfd);
   }
 }
+
+namespace detail {
 
 inline void append_le(std::vector<std::uint8_t>& out, std::uint64_t v, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -401,7 +402,7 @@ std::vector<std::uint8_t> serialize(const std::vector<TensorRef<T>>& tensors,
 template <class T>
 void save(const std::string& path, const std::vector<TensorRef<T>>& tensors,
           const std::map<std::string, std::string>& metadata = {}) {
-  detail::write_atomically(path, serialize(tensors, metadata));
+  write_atomically(path, serialize(tensors, metadata));
 }
 
 /// Fills `into` from the file: every tensor of `into` must be in the file with its shape, and

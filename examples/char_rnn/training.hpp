@@ -1,0 +1,223 @@
+// The training side of char_rnn: the state of a run (kept and resumed in one place), one
+// training step, and the live progress line.
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "model.hpp"
+#include "train_options.hpp"
+
+namespace char_rnn {
+
+/// "x.safetensors" -> "x.optim.safetensors": the training state beside a model file.
+inline std::string optim_path(const std::string& model_path) {
+  const std::string ext = ".safetensors";
+  std::string base = model_path;
+  if (base.size() > ext.size() && base.compare(base.size() - ext.size(), ext.size(), ext) == 0)
+    base.resize(base.size() - ext.size());
+  return base + ".optim" + ext;
+}
+
+inline std::unique_ptr<recur::Optimizer<T>> make_optimizer(const std::string& name,
+                                                            std::vector<recur::Parameter<T>> params,
+                                                            double lr) {
+  if (name == "adam") {
+    recur::AdamOptions o;
+    o.lr = lr;
+    return std::make_unique<recur::Adam<T>>(params, o);
+  }
+  if (name == "rmsprop") {  // char-rnn's optim.rmsprop: alpha 0.95, eps 1e-8
+    recur::RMSpropOptions o;
+    o.lr = lr;
+    o.alpha = 0.95;
+    return std::make_unique<recur::RMSprop<T>>(params, o);
+  }
+  if (name == "adagrad") {
+    recur::AdagradOptions o;
+    o.lr = lr;
+    return std::make_unique<recur::Adagrad<T>>(params, o);
+  }
+  if (name == "sgd") {
+    recur::SGDOptions o;
+    o.lr = lr;
+    return std::make_unique<recur::SGD<T>>(params, o);
+  }
+  throw UsageError("--optimizer: '" + name + "' is not one of adam, rmsprop, adagrad, sgd");
+}
+
+/// Everything a run is besides the model's weights: the optimizer, the iteration, the
+/// smoothed and best loss, the training time so far, the dropout generators and the hidden
+/// state carried from chunk to chunk. save() writes the model file and this state beside it
+/// (*.optim.safetensors); resume() reads back exactly what save() wrote.
+class TrainingState {
+ public:
+  TrainingState(CharModel& model, const TrainOptions& o)
+      : model_(model),
+        batch_(o.batch_size),
+        params_(model.parameters()),
+        optimizer_(make_optimizer(o.optimizer, params_, o.learning_rate)) {
+    zero_carried();
+  }
+
+  std::int64_t iteration = 0;
+  double smooth = std::nan(""), best = std::numeric_limits<double>::infinity();
+  double seconds_before = 0;  // training time of the runs this one resumes
+  recur::State<T> carried;    // within an epoch, from chunk to chunk
+
+  std::vector<recur::Parameter<T>>& params() { return params_; }
+  recur::Optimizer<T>& optimizer() { return *optimizer_; }
+
+  /// The start of an epoch: every stream starts from a zero state.
+  void zero_carried() {
+    const Hyper& h = model_.hyper();
+    carried.h.resize(h.num_layers, batch_, h.rnn_size);
+    carried.h.setZero();
+    carried.c = recur::Tensor3<T>();
+    if (h.model == "lstm") {
+      carried.c.resize(h.num_layers, batch_, h.rnn_size);
+      carried.c.setZero();
+    }
+  }
+
+  /// Reads the training state saved beside `model_path`; false when there is none.
+  bool resume(const std::string& model_path) {
+    const std::string path = optim_path(model_path);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return false;
+    auto meta = recur::load_optimizer(path, *optimizer_, carried_refs());
+    try {
+      iteration = std::stoll(meta.at("iteration"));
+      smooth = std::stod(meta.at("smooth_loss"));
+      best = std::stod(meta.at("best_loss"));
+      seconds_before = std::stod(meta.at("seconds"));
+      model_.set_rng_states(meta);
+    } catch (const std::exception&) {
+      throw std::runtime_error(path + ": not a char_rnn training state");
+    }
+    return true;
+  }
+
+  /// Writes the model to `model_path` (with `model_meta`) and this state beside it; `score`
+  /// (the validation loss, else the smoothed training loss) updates the best loss, and a new
+  /// best is also written as best.safetensors in the same folder.
+  void save(const std::string& model_path, const std::map<std::string, std::string>& model_meta,
+            double score, double seconds) {
+    const bool is_best = score < best;
+    if (is_best) best = score;
+    std::map<std::string, std::string> meta = model_.rng_states();
+    meta["iteration"] = std::to_string(iteration);
+    meta["smooth_loss"] = exact(smooth);
+    meta["seconds"] = exact(seconds);
+    meta["best_loss"] = exact(best);
+    write(model_path, model_meta, meta);
+    if (is_best) {
+      const auto slash = model_path.find_last_of('/');
+      const std::string dir = slash == std::string::npos ? "" : model_path.substr(0, slash + 1);
+      write(dir + "best.safetensors", model_meta, meta);
+    }
+  }
+
+ private:
+  void write(const std::string& path, const std::map<std::string, std::string>& model_meta,
+             const std::map<std::string, std::string>& meta) {
+    model_.save(path, model_meta);
+    recur::save_optimizer(optim_path(path), *optimizer_, meta, carried_refs());
+  }
+  // The carried hidden state as named tensors (for the training-state file).
+  std::vector<recur::TensorRef<T>> carried_refs() {
+    auto ref = [](const char* name, recur::Tensor3<T>& t) {
+      return recur::TensorRef<T>{name, {t.dimension(0), t.dimension(1), t.dimension(2)}, t.data()};
+    };
+    std::vector<recur::TensorRef<T>> out{ref("carried.h", carried.h)};
+    if (carried.c.size()) out.push_back(ref("carried.c", carried.c));
+    return out;
+  }
+
+  CharModel& model_;
+  Index batch_;
+  std::vector<recur::Parameter<T>> params_;
+  std::unique_ptr<recur::Optimizer<T>> optimizer_;
+};
+
+/// One iteration of truncated BPTT on a chunk: forward from the carried state (which it
+/// advances), cross-entropy, backward, gradient clipping, optimizer step. Returns the loss.
+inline double train_step(CharModel& model, TrainingState& s, const recur::Tokens& x,
+                         const recur::Tokens& y, double grad_clip) {
+  s.optimizer().zero_grad();
+  auto r = recur::cross_entropy(model.forward(x, s.carried), y);
+  if (!std::isfinite(r.loss)) return r.loss;
+  model.backward(r.d_logits);
+  if (grad_clip > 0) recur::clip_grad_norm(s.params(), grad_clip);
+  s.optimizer().step();
+  ++s.iteration;
+  s.smooth = std::isnan(s.smooth) ? r.loss : 0.98 * s.smooth + 0.02 * r.loss;
+  return r.loss;
+}
+
+/// The live progress line on stderr: epoch, iteration, smoothed loss, characters/s, elapsed
+/// time and ETA; rewritten in place on a terminal (4 times a second), a line every 5 s else.
+class Progress {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Progress(const TrainOptions& o, std::int64_t per_epoch, std::int64_t total_iters)
+      : on_(!o.quiet),
+        tty_(!o.quiet && ::isatty(2)),
+        per_epoch_(per_epoch),
+        total_(total_iters),
+        chars_per_iter_(static_cast<double>(o.batch_size * o.seq_length)),
+        max_seconds_(o.max_seconds) {}
+
+  bool tty() const { return tty_; }
+
+  /// After an iteration: `seconds` in all (with earlier runs), `train_seconds` and `done`
+  /// iterations in this run, `first` its first iteration, `before` the earlier runs' time.
+  void update(std::int64_t iteration, double smooth, double seconds, double train_seconds,
+              std::int64_t done, double before) {
+    const auto now = Clock::now();
+    if (!on_ || (now - last_ < std::chrono::milliseconds(tty_ ? 250 : 5000) && iteration != total_))
+      return;
+    last_ = now;
+    const double tps = static_cast<double>(done) * chars_per_iter_ / std::max(train_seconds, 1e-9);
+    const double per_iter = (seconds - before) / static_cast<double>(std::max<std::int64_t>(done, 1));
+    double eta = per_iter * static_cast<double>(total_ - iteration);
+    if (max_seconds_ > 0) eta = std::min(eta, max_seconds_ - seconds);
+    std::fprintf(stderr, "%sepoch %.2f  iteration %lld/%lld  loss %.4f  %.1fk chars/s  elapsed %s  ETA %s%s",
+                 tty_ ? "\r" : "", static_cast<double>(iteration) / static_cast<double>(per_epoch_),
+                 static_cast<long long>(iteration), static_cast<long long>(total_), smooth, tps / 1000,
+                 clock(seconds).c_str(), clock(eta).c_str(), tty_ ? "\033[K" : "\n");
+  }
+  /// Ends a live line before other output.
+  void break_line() const {
+    if (tty_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  static std::string clock(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) return "--:--";
+    const long s = static_cast<long>(seconds + 0.5);
+    char buf[32];
+    if (s >= 3600)
+      std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+      std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+    return buf;
+  }
+
+  bool on_, tty_;
+  std::int64_t per_epoch_, total_;
+  double chars_per_iter_, max_seconds_;
+  Clock::time_point last_ = Clock::now() - std::chrono::seconds(10);
+};
+
+}  // namespace char_rnn
