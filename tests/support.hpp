@@ -17,7 +17,7 @@
 
 namespace recur::test {
 
-// ---- reference cases (../shared/testdata/torch-reference, format in its README) ----
+// ---- PyTorch reference cases (format: tests/reference/torch/README.md) ----
 struct RefTensor {
   std::vector<Index> shape;
   std::vector<double> values;
@@ -31,27 +31,38 @@ struct RefCase {
   Index meta_int(const std::string& k) const { return std::stol(meta.at(k)); }
 };
 
+// Two sets of cases: the ones committed with the tests (tests/reference/torch, made by
+// tests/reference/make_torch_reference.py; always there), and ../shared/testdata's when present.
+// A case is named "committed/<name>" or "shared/<name>".
 inline std::filesystem::path testdata_dir() {
   if (const char* env = std::getenv("RECUR_TESTDATA_DIR")) return env;
   return RECUR_TESTDATA_DIR;
 }
-inline std::filesystem::path reference_dir() { return testdata_dir() / "torch-reference"; }
+inline std::filesystem::path committed_reference_dir() { return RECUR_COMMITTED_REFERENCE_DIR; }
+inline std::filesystem::path shared_reference_dir() { return testdata_dir() / "torch-reference"; }
+inline std::filesystem::path reference_path(const std::string& id) {
+  const auto slash = id.find('/');
+  const std::string set = id.substr(0, slash), name = id.substr(slash + 1);
+  return (set == "committed" ? committed_reference_dir() : shared_reference_dir()) / (name + ".txt");
+}
 
-inline std::vector<std::string> reference_case_names() {
+// The case ids of one set ("committed" or "shared"), sorted; none when its folder is missing.
+inline std::vector<std::string> reference_case_names(const std::string& set) {
+  const auto dir = set == "committed" ? committed_reference_dir() : shared_reference_dir();
   std::vector<std::string> names;
   std::error_code ec;
-  if (!std::filesystem::is_directory(reference_dir(), ec)) return names;
-  for (auto& e : std::filesystem::directory_iterator(reference_dir()))
-    if (e.path().extension() == ".txt") names.push_back(e.path().stem().string());
+  if (!std::filesystem::is_directory(dir, ec)) return names;
+  for (auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".txt") names.push_back(set + "/" + e.path().stem().string());
   std::sort(names.begin(), names.end());
   return names;
 }
 
-inline RefCase read_case(const std::string& name) {
+inline RefCase read_case(const std::string& id) {
   RefCase c;
-  c.name = name;
-  std::ifstream f(reference_dir() / (name + ".txt"));
-  if (!f) throw std::runtime_error("cannot open reference case " + name);
+  c.name = id;
+  std::ifstream f(reference_path(id));
+  if (!f) throw std::runtime_error("cannot open reference case " + id);
   std::string line;
   while (std::getline(f, line)) {
     if (line.empty()) continue;
@@ -73,7 +84,7 @@ inline RefCase read_case(const std::string& name) {
     for (auto d : t.shape) n *= d;
     t.values.resize(static_cast<std::size_t>(n));
     for (auto& v : t.values) ss >> v;
-    if (!ss) throw std::runtime_error("bad tensor line for " + tname + " in " + name);
+    if (!ss) throw std::runtime_error("bad tensor line for " + tname + " in " + id);
     c.tensors[tname] = std::move(t);
   }
   return c;

@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""PyTorch reference cases for recur's layers, in the text format of tests/reference/torch/README.md.
+
+    /usr/bin/python3 tests/reference/make_torch_reference.py [OUT_DIR]   (default: tests/reference/torch)
+
+Each case runs torch.nn.RNN / LSTM / GRU (batch_first=True, float64) on random data, with
+per-sample lengths through pack_padded_sequence (enforce_sorted=False), and writes the input,
+initial state, every parameter, the output and final state, fixed random cotangents and the
+gradients of loss = sum(output * G_out) + sum(h_n * G_h) [+ sum(c_n * G_c)] w.r.t. the input,
+the initial state and every parameter. Deterministic: a case's seed is derived from its name.
+Made with torch 1.13 (Debian's python3-torch).
+"""
+import os
+import sys
+import zlib
+
+import torch
+
+CELLS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
+# (layers, bidirectional, B, T, I, H, lengths or None): every cell gets each of these.
+SHAPES = [
+    (1, False, 1, 1, 3, 2, None),
+    (1, True, 3, 5, 4, 6, None),
+    (2, False, 2, 7, 5, 5, None),
+    (2, True, 4, 3, 10, 16, None),
+    (3, False, 5, 11, 7, 3, None),
+    (3, True, 3, 5, 4, 6, None),
+    (1, False, 3, 5, 4, 6, [4, 1, 5]),
+    (1, True, 5, 11, 7, 3, [8, 9, 1, 3, 11]),
+    (2, False, 4, 3, 10, 16, [3, 3, 1, 2]),
+    (2, True, 2, 7, 5, 5, [1, 7]),
+    (1, False, 2, 9, 3, 4, [0, 6]),  # a sample of length 0: output 0, h_n = h0
+]
+
+
+def fmt(v):
+    return "%.17g" % v
+
+
+def make(cell, layers, bi, B, T, I, H, lengths, out_dir):
+    name = f"{cell}_L{layers}_{'bi' if bi else 'uni'}_B{B}T{T}I{I}H{H}{'_len' if lengths else ''}"
+    if lengths is not None and 0 in lengths:
+        name += "0"
+    seed = zlib.crc32(name.encode()) & 0x7FFFFFFF
+    torch.manual_seed(seed)
+    D = 2 if bi else 1
+    kind = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    kw = {"nonlinearity": "relu" if cell == "rnn_relu" else "tanh"} if cell.startswith("rnn") else {}
+    m = kind(I, H, num_layers=layers, bidirectional=bi, batch_first=True, **kw).double()
+    x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+    h0 = (0.5 * torch.randn(layers * D, B, H, dtype=torch.float64)).requires_grad_()
+    c0 = (0.5 * torch.randn(layers * D, B, H, dtype=torch.float64)).requires_grad_()
+    state = (h0, c0) if cell == "lstm" else h0
+    if lengths is not None:
+        lens = torch.tensor(lengths)
+        nz = lens > 0  # PyTorch cannot pack an empty sequence: run the others, fill by hand
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x[nz], lens[nz], batch_first=True, enforce_sorted=False)
+        sub = (h0[:, nz], c0[:, nz]) if cell == "lstm" else h0[:, nz]
+        y, st = m(packed, sub)
+        y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=T)
+        output = torch.zeros(B, T, D * H, dtype=torch.float64).index_put((nz.nonzero()[:, 0],), y)
+        ran = nz.nonzero()[:, 0].tolist()
+
+        def full(s, s0):  # the final state of every sample: s for those that ran, else s0
+            return torch.stack([s[:, ran.index(b)] if b in ran else s0[:, b] for b in range(B)], dim=1)
+        if cell == "lstm":
+            h_n, c_n = full(st[0], h0), full(st[1], c0)
+        else:
+            h_n = full(st, h0)
+    else:
+        output, st = m(x, state)
+        h_n, c_n = (st if cell == "lstm" else (st, None))
+    G_out = torch.randn_like(output)
+    G_h = torch.randn_like(h_n)
+    loss = (output * G_out).sum() + (h_n * G_h).sum()
+    if cell == "lstm":
+        G_c = torch.randn_like(c_n)
+        loss = loss + (c_n * G_c).sum()
+    params = list(m.named_parameters())
+    wrt = [x, h0] + ([c0] if cell == "lstm" else []) + [p for _, p in params]
+    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+    grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
+
+    tensors = [("x", x)]
+    if lengths is not None:
+        tensors.append(("lengths", torch.tensor(lengths, dtype=torch.float64)))
+    tensors.append(("h0", h0))
+    if cell == "lstm":
+        tensors.append(("c0", c0))
+    tensors += [(n, p) for n, p in params]
+    tensors += [("output", output), ("h_n", h_n)]
+    if cell == "lstm":
+        tensors.append(("c_n", c_n))
+    tensors += [("G_out", G_out), ("G_h", G_h)]
+    if cell == "lstm":
+        tensors.append(("G_c", G_c))
+    names = ["grad_x", "grad_h0"] + (["grad_c0"] if cell == "lstm" else []) + ["grad_" + n for n, _ in params]
+    tensors += list(zip(names, grads))
+    with open(os.path.join(out_dir, name + ".txt"), "w") as f:
+        for k, v in [("cell", cell), ("batch", B), ("time", T), ("input", I), ("hidden", H),
+                     ("layers", layers), ("bidirectional", int(bi)), ("has_lengths", int(lengths is not None)),
+                     ("seed", seed)]:
+            f.write(f"# {k} {v}\n")
+        for n, t in tensors:
+            t = t.detach()
+            f.write(f"{n} {t.dim()} {' '.join(str(d) for d in t.shape)} : "
+                    + " ".join(fmt(float(v)) for v in t.reshape(-1)) + "\n")
+    return name
+
+
+def main():
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch")
+    os.makedirs(out_dir, exist_ok=True)
+    names = [make(c, *s, out_dir) for c in CELLS for s in SHAPES]
+    print(f"{len(names)} cases in {out_dir} (torch {torch.__version__})")
+
+
+if __name__ == "__main__":
+    main()
