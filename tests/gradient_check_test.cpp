@@ -48,18 +48,14 @@ void check_gradients(Layer& m, std::vector<Parameter<double>> params, const Prob
   m.forward(x, init, pb.lengths);
   auto g = m.backward(g_out, g_state);
 
-  const double eps = 1e-6;
   double worst = 0;
   auto numeric = [&](double& v) {
-    const double keep = v;
-    v = keep + eps;
-    reset();
-    const double lp = loss_of(m, x, init, pb.lengths, g_out, g_state);
-    v = keep - eps;
-    reset();
-    const double lm = loss_of(m, x, init, pb.lengths, g_out, g_state);
-    v = keep;
-    return (lp - lm) / (2 * eps);
+    return central_difference(
+        [&] {
+          reset();
+          return loss_of(m, x, init, pb.lengths, g_out, g_state);
+        },
+        v);
   };
   auto expect_close = [&](const std::string& what, double analytic, double num) {
     const double err = std::abs(analytic - num) / std::max(1.0, std::abs(num));

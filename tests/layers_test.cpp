@@ -19,13 +19,7 @@ double worst_gradient_error(double* v, Index n, const double* analytic,
                             const std::function<double()>& f) {
   double worst = 0;
   for (Index i = 0; i < n; ++i) {
-    const double keep = v[i], eps = 1e-6;
-    v[i] = keep + eps;
-    const double lp = f();
-    v[i] = keep - eps;
-    const double lm = f();
-    v[i] = keep;
-    const double num = (lp - lm) / (2 * eps);
+    const double num = central_difference(f, v[i]);
     worst = std::max(worst, std::abs(num - analytic[i]) / std::max(1.0, std::abs(num)));
   }
   return worst;

@@ -163,4 +163,39 @@ double dot(const Tensor3<T>& a, const Tensor3<T>& b) {
   return s;
 }
 
+// ---- tensor helpers for the equivalence tests ----
+// t-slice [t0, t1) of a [B, T, F] tensor.
+template <class T>
+Tensor3<T> slice_time(const Tensor3<T>& x, Index t0, Index t1) {
+  Eigen::array<Index, 3> off{0, t0, 0}, ext{x.dimension(0), t1 - t0, x.dimension(2)};
+  return x.slice(off, ext);
+}
+template <class T>
+Tensor3<T> slice_batch(const Tensor3<T>& x, Index b0, Index b1) {
+  Eigen::array<Index, 3> off{b0, 0, 0}, ext{b1 - b0, x.dimension(1), x.dimension(2)};
+  return x.slice(off, ext);
+}
+template <class T>
+Tensor3<T> reverse_time(const Tensor3<T>& x) {
+  Eigen::array<bool, 3> rev{false, true, false};
+  return x.reverse(rev);
+}
+inline void expect_equal(const std::string& what, const Tensor3<double>& a,
+                         const Tensor3<double>& b, double tol = 1e-12) {
+  ASSERT_EQ(a.dimensions(), b.dimensions()) << what;
+  EXPECT_TRUE(close(what, a.data(), to_doubles(b), tol));
+}
+
+// d f / d v by central differences (f evaluated with v moved by +-eps, v restored).
+template <class F>
+double central_difference(F&& f, double& v, double eps = 1e-6) {
+  const double keep = v;
+  v = keep + eps;
+  const double plus = f();
+  v = keep - eps;
+  const double minus = f();
+  v = keep;
+  return (plus - minus) / (2 * eps);
+}
+
 }  // namespace recur::test

@@ -1,0 +1,127 @@
+// Lengths and carried state, as equivalences that hold whatever the parameters: a sequence
+// cut into chunks with the state carried == one call (forward and truncated BPTT), a padded
+// sample == the same sample alone, a length of 0 keeps the initial state.
+#include "support.hpp"
+
+namespace recur::test {
+namespace {
+
+template <class Model>
+void chunked_equals_one_call() {
+  std::mt19937_64 rng(1);
+  const Index B = 3, S = 10, I = 4, H = 5;
+  constexpr bool kTwo = Model::kStates == 2;
+  Model full(opts(I, H, 2, false), 7);
+  Tensor3<double> x = random_tensor<double>(B, S, I, rng);
+  Tensor3<double> g_out = random_tensor<double>(B, S, H, rng);
+  State<double> init, g_state;
+  init.h = random_tensor<double>(2, B, H, rng);
+  g_state.h = random_tensor<double>(2, B, H, rng);
+  if (kTwo) {
+    init.c = random_tensor<double>(2, B, H, rng);
+    g_state.c = random_tensor<double>(2, B, H, rng);
+  }
+  auto one = full.forward(x, init);
+  auto g_one = full.backward(g_out, g_state);
+
+  // Three chunks [0,3) [3,7) [7,10), each run by its own copy of the model (each keeps the
+  // caches of its chunk), the final state of one the initial state of the next.
+  const Index cuts[] = {0, 3, 7, 10};
+  std::vector<Model> parts(3, Model(opts(I, H, 2, false), 7));
+  std::vector<Output<double>> outs;
+  State<double> state = init;
+  for (int k = 0; k < 3; ++k) {
+    parts[static_cast<std::size_t>(k)].zero_grad();
+    outs.push_back(parts[static_cast<std::size_t>(k)].forward(slice_time(x, cuts[k], cuts[k + 1]), state));
+    state = outs.back().state;
+    expect_equal("chunk output", outs.back().output, slice_time(one.output, cuts[k], cuts[k + 1]));
+  }
+  expect_equal("final h", state.h, one.state.h);
+  if (kTwo) expect_equal("final c", state.c, one.state.c);
+
+  // Truncated BPTT: each chunk's backward returns d loss / d its initial state, which is
+  // the d final state of the chunk before. Chained, they give the full gradient.
+  State<double> d = g_state;
+  Tensor3<double> d_x(B, S, I);
+  for (int k = 2; k >= 0; --k) {
+    auto g = parts[static_cast<std::size_t>(k)].backward(slice_time(g_out, cuts[k], cuts[k + 1]), d);
+    Eigen::array<Index, 3> off{0, cuts[k], 0}, ext{B, cuts[k + 1] - cuts[k], I};
+    d_x.slice(off, ext) = g.input;
+    d = g.state;
+  }
+  expect_equal("d x", d_x, g_one.input);
+  expect_equal("d h0", d.h, g_one.state.h);
+  if (kTwo) expect_equal("d c0", d.c, g_one.state.c);
+  auto pf = full.named_parameters();
+  for (std::size_t i = 0; i < pf.size(); ++i) {
+    Matrix<double> sum = Matrix<double>::Zero(pf[i].grad.rows(), pf[i].grad.cols());
+    for (auto& part : parts) sum += part.named_parameters()[i].grad;
+    EXPECT_LT((sum - pf[i].grad).cwiseAbs().maxCoeff(), 1e-12) << pf[i].name;
+  }
+}
+
+TEST(Equivalence, ChunkedEqualsOneCallLSTM) { chunked_equals_one_call<LSTM<double>>(); }
+TEST(Equivalence, ChunkedEqualsOneCallGRU) { chunked_equals_one_call<GRU<double>>(); }
+TEST(Equivalence, ChunkedEqualsOneCallRNN) { chunked_equals_one_call<RNN<double>>(); }
+
+template <class Model>
+void padded_sample_equals_alone() {
+  std::mt19937_64 rng(2);
+  const Index B = 3, S = 7, I = 3, H = 4, L = 2, D = 2;
+  constexpr bool kTwo = Model::kStates == 2;
+  Model m(opts(I, H, L, true), 9);
+  Tensor3<double> x = random_tensor<double>(B, S, I, rng);
+  const std::vector<Index> lengths = {7, 3, 5};
+  State<double> init;
+  init.h = random_tensor<double>(L * D, B, H, rng);
+  if (kTwo) init.c = random_tensor<double>(L * D, B, H, rng);
+  Tensor3<double> g_out = random_tensor<double>(B, S, D * H, rng);
+  auto out = m.forward(x, init, lengths);
+  auto g = m.backward(g_out);
+
+  for (Index b = 0; b < B; ++b) {
+    const Index len = lengths[static_cast<std::size_t>(b)];
+    Model alone(opts(I, H, L, true), 9);
+    State<double> init_b;
+    init_b.h = init.h.slice(Eigen::array<Index, 3>{0, b, 0}, Eigen::array<Index, 3>{L * D, 1, H});
+    if (kTwo)
+      init_b.c = init.c.slice(Eigen::array<Index, 3>{0, b, 0}, Eigen::array<Index, 3>{L * D, 1, H});
+    Tensor3<double> xb = slice_time(slice_batch(x, b, b + 1), 0, len);
+    auto ob = alone.forward(xb, init_b);
+    auto gb = alone.backward(slice_time(slice_batch(g_out, b, b + 1), 0, len));
+    expect_equal("output of sample " + std::to_string(b),
+                 slice_time(slice_batch(out.output, b, b + 1), 0, len), ob.output);
+    Tensor3<double> hb = out.state.h.slice(Eigen::array<Index, 3>{0, b, 0},
+                                           Eigen::array<Index, 3>{L * D, 1, H});
+    expect_equal("final h of sample " + std::to_string(b), hb, ob.state.h);
+    expect_equal("d x of sample " + std::to_string(b),
+                 slice_time(slice_batch(g.input, b, b + 1), 0, len), gb.input);
+    // Padded steps: output exactly zero, gradient exactly zero.
+    for (Index t = len; t < S; ++t)
+      for (Index f = 0; f < D * H; ++f) ASSERT_EQ(out.output(b, t, f), 0.0);
+    for (Index t = len; t < S; ++t)
+      for (Index f = 0; f < I; ++f) ASSERT_EQ(g.input(b, t, f), 0.0);
+  }
+}
+
+TEST(Equivalence, PaddedSampleEqualsAloneLSTM) { padded_sample_equals_alone<LSTM<double>>(); }
+TEST(Equivalence, PaddedSampleEqualsAloneGRU) { padded_sample_equals_alone<GRU<double>>(); }
+TEST(Equivalence, PaddedSampleEqualsAloneRNN) { padded_sample_equals_alone<RNN<double>>(); }
+
+TEST(Equivalence, LengthZeroKeepsInitialState) {
+  std::mt19937_64 rng(3);
+  LSTM<double> m(opts(2, 3, 2, true));
+  Tensor3<double> x = random_tensor<double>(2, 4, 2, rng);
+  State<double> init{random_tensor<double>(4, 2, 3, rng), random_tensor<double>(4, 2, 3, rng)};
+  auto out = m.forward(x, init, {0, 4});
+  for (Index s = 0; s < 4; ++s)
+    for (Index h = 0; h < 3; ++h) {
+      EXPECT_EQ(out.state.h(s, 0, h), init.h(s, 0, h));
+      EXPECT_EQ(out.state.c(s, 0, h), init.c(s, 0, h));
+    }
+  for (Index t = 0; t < 4; ++t)
+    for (Index f = 0; f < 6; ++f) EXPECT_EQ(out.output(0, t, f), 0.0);
+}
+
+}  // namespace
+}  // namespace recur::test
