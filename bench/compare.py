@@ -145,8 +145,15 @@ PyTorch {torch.__version__} with OpenBLAS.
 
 {table}
 """
-        with open(os.path.join(ROOT, a.write), "w") as f:
-            f.write(doc)
+        # The notes below the marker (how the kernels were tuned, with the measurements) are
+        # kept: only the generated table above it is replaced.
+        path, marker, notes = os.path.join(ROOT, a.write), "<!-- tuning notes -->", ""
+        if os.path.exists(path):
+            old = open(path).read()
+            if marker in old:
+                notes = "\n" + old[old.index(marker):]
+        with open(path, "w") as f:
+            f.write(doc + notes)
         print(f"wrote {a.write}", file=sys.stderr)
 
 
