@@ -68,9 +68,3 @@ TEST(Models, WorkspaceHoldsWhatBackwardNeedsAndIsReused) {
 
 }  // namespace
 }  // namespace recur::test
-
-namespace recur::test {
-namespace {
-
-}  // namespace
-}  // namespace recur::test

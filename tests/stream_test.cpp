@@ -64,9 +64,3 @@ TEST(Stream, RejectsBidirectionalModelsAndBadShapes) {
 
 }  // namespace
 }  // namespace recur::test
-
-namespace recur::test {
-namespace {
-
-}  // namespace
-}  // namespace recur::test
