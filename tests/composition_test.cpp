@@ -17,10 +17,8 @@ void bidirectional_by_hand() {
   Recurrent<Cell> fwd(I, H, Direction::Forward), rev_as_fwd(I, H, Direction::Forward);
   auto pb = bi.named_parameters();
   auto pf = fwd.named_parameters(), pr = rev_as_fwd.named_parameters();
-  for (std::size_t i = 0; i < 4; ++i) {
-    pf[i].value = pb[i].value;
-    pr[i].value = pb[i + 4].value;
-  }
+  copy_values(pf, pb);
+  copy_values(pr, pb, 4);
   Tensor3<double> x = random_tensor<double>(B, S, I, rng);
   auto o = bi.forward(x);
   auto of = fwd.forward(x);
@@ -48,10 +46,8 @@ TEST(Equivalence, StackEqualsManualChaining) {
   Recurrent<GRUCell<double>> l0(I, H), l1(H, H);
   auto ps = stack.named_parameters();
   auto p0 = l0.named_parameters(), p1 = l1.named_parameters();
-  for (std::size_t i = 0; i < 4; ++i) {
-    p0[i].value = ps[i].value;
-    p1[i].value = ps[i + 4].value;
-  }
+  copy_values(p0, ps);
+  copy_values(p1, ps, 4);
   Tensor3<double> x = random_tensor<double>(B, S, I, rng);
   State<double> init{random_tensor<double>(2, B, H, rng), {}};
   State<double> i0{init.h.slice(Eigen::array<Index, 3>{0, 0, 0}, Eigen::array<Index, 3>{1, B, H}), {}};
@@ -94,10 +90,8 @@ TEST(Dropout, ActiveInTrainingOnlyAndScaled) {
   auto pp = plain.named_parameters();
   Recurrent<LSTMCell<double>> l0(I, H), l1(H, H);
   auto q0 = l0.named_parameters(), q1 = l1.named_parameters();
-  for (std::size_t i = 0; i < 4; ++i) {
-    q0[i].value = pp[i].value;
-    q1[i].value = pp[i + 4].value;
-  }
+  copy_values(q0, pp);
+  copy_values(q1, pp, 4);
   Tensor3<double> h = l0.forward(x).output;
   for (Index i = 0; i < h.size(); ++i) h.data()[i] *= mask[static_cast<std::size_t>(i)];
   expect_equal("dropout 0.5 == layers chained by hand with the mask", a.output,
@@ -124,7 +118,7 @@ TEST(Dropout, ProbabilityOneZeroesTheNextLayersInput) {
   auto p = ref.named_parameters();
   Recurrent<LSTMCell<double>> l1(4, 4);
   auto q = l1.named_parameters();
-  for (std::size_t i = 0; i < 4; ++i) q[i].value = p[i + 4].value;
+  copy_values(q, p, 4);
   Tensor3<double> zeros(2, 3, 4);
   zeros.setZero();
   expect_equal("output with dropout 1", o.output, l1.forward(zeros).output);

@@ -186,6 +186,14 @@ inline void expect_equal(const std::string& what, const Tensor3<double>& a,
   EXPECT_TRUE(close(what, a.data(), to_doubles(b), tol));
 }
 
+// to[i].value = from[first + i].value for every parameter of `to` (a layer given the values
+// of its part of a bigger module).
+template <class T>
+void copy_values(std::vector<Parameter<T>>& to, const std::vector<Parameter<T>>& from,
+                 std::size_t first = 0) {
+  for (std::size_t i = 0; i < to.size(); ++i) to[i].value = from[first + i].value;
+}
+
 // d f / d v by central differences (f evaluated with v moved by +-eps, v restored).
 template <class F>
 double central_difference(F&& f, double& v, double eps = 1e-6) {

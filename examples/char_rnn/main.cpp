@@ -200,10 +200,9 @@ int train(int argc, char** argv) {
   // the log; returns the checkpoint's path.
   auto evaluate_and_save = [&](bool announce) {
     const double val = has_val ? evaluate(*model, val_streams) : std::nan("");
+    const std::string when = announce ? "iteration " + std::to_string(state.iteration) + ": " : "";
     if (has_val)
-      std::printf("%svalidation loss %.4f nats/char (%.4f bits/char)\n",
-                  announce ? ("iteration " + std::to_string(state.iteration) + ": ").c_str() : "", val,
-                  val / std::log(2.0));
+      std::printf("%svalidation loss %.4f nats/char (%.4f bits/char)\n", when.c_str(), val, val / std::log(2.0));
     log.add({state.iteration, seconds(), state.smooth, val});
     const double epoch = static_cast<double>(state.iteration) / static_cast<double>(per_epoch);
     const double score = std::isfinite(val) ? val : state.smooth;

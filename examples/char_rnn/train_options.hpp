@@ -20,7 +20,7 @@ struct TrainOptions {
   double dropout = 0, learning_rate = 2e-3, lr_decay = 0.97, grad_clip = 5, max_seconds = 0,
          val_frac = 0.05;
   bool quiet = false;
-  std::set<std::string> given;  // the flags given on the command line
+  std::set<std::string> given;  // of the flags a checkpoint can contradict, those given
 
   bool was_given(const std::string& flag) const { return given.count(flag) > 0; }
 };

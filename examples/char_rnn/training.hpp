@@ -181,7 +181,7 @@ class Progress {
   bool tty() const { return tty_; }
 
   /// After an iteration: `seconds` in all (with earlier runs), `train_seconds` and `done`
-  /// iterations in this run, `first` its first iteration, `before` the earlier runs' time.
+  /// iterations in this run, `before` the earlier runs' time.
   void update(std::int64_t iteration, double smooth, double seconds, double train_seconds,
               std::int64_t done, double before) {
     const auto now = Clock::now();

@@ -57,23 +57,21 @@ class Bidirectional
   std::size_t workspace_bytes() const { return fwd_.workspace_bytes() + rev_.workspace_bytes(); }
 
   void forward_rows(const In& in, const Out& out, bool training) {
-    const Index H = hidden_size();
-    bh_ = in.batch * H;
+    const Index H = hidden_size(), reverse = in.batch * H;  // the reverse state's offset
     fwd_.forward_rows(in, out.columns(0, H), training);
-    rev_.forward_rows(in.state_at(bh_), out.columns(H, H).state_at(bh_), training);
+    rev_.forward_rows(in.state_at(reverse), out.columns(H, H).state_at(reverse), training);
   }
 
   void backward_rows(const In& d_out, const Out& d_in) {
-    const Index H = hidden_size();
+    const Index H = hidden_size(), reverse = d_out.batch * H;
     fwd_.backward_rows(d_out.columns(0, H), d_in);
     // The reverse direction adds its d x to the forward one's.
-    rev_.backward_rows(d_out.columns(H, H).state_at(bh_),
-                       d_in.state_at(bh_).with_rows(d_in.rows, true));
+    rev_.backward_rows(d_out.columns(H, H).state_at(reverse),
+                       d_in.state_at(reverse).with_rows(d_in.rows, true));
   }
 
  private:
   Recurrent<Cell> fwd_, rev_;
-  Index bh_ = 0;  // batch * hidden of the last forward: the offset of the reverse state
 };
 
 }  // namespace recur

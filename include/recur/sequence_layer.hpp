@@ -49,7 +49,8 @@ class Mode {
 };
 
 /// The input side of the row API: a sequence batch as rows and a state. Forward: the input x
-/// and the initial state; backward: d loss / d output and d loss / d final state.
+/// and the initial state; backward: d loss / d output and d loss / d final state, with the
+/// forward's batch and steps (the lengths are the forward's; backward ignores them).
 template <class T, Index K>
 struct SequenceIn {
   ConstRows<T> rows;               // [batch * steps, features], row b * steps + t (any stride)

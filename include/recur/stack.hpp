@@ -87,8 +87,7 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   }
 
   void forward_rows(const In& in, const Out& out, bool training) {
-    const Index N = in.batch * in.steps,
-                per_layer = layers_.front().state_slots() * in.batch * hidden_size();
+    const Index N = in.batch * in.steps, per_layer = state_values_per_layer(in.batch);
     dropped_ = training && dropout_ > 0.0;
     ConstRows<T> x = in.rows;  // input of layer l
     for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -103,15 +102,14 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
       new (&x) ConstRows<T>(  // (rebinding a Map: Eigen's documented way)
           o.data(), N, o.cols(), Eigen::OuterStride<>(o.outerStride()));
     }
-    per_layer_ = per_layer;
   }
 
   void backward_rows(const In& d_out, const Out& d_in) {
-    const Index N = d_out.rows.rows();
+    const Index N = d_out.rows.rows(), per_layer = state_values_per_layer(d_out.batch);
     ConstRows<T> d = d_out.rows;  // d of layer l's output
     for (std::size_t l = layers_.size(); l-- > 0;) {
       const Index I = layers_[l].input_size();
-      const Index off = static_cast<Index>(l) * per_layer_;
+      const Index off = static_cast<Index>(l) * per_layer;
       // d of this layer's input: the caller's d x for layer 0, else a scratch buffer (two,
       // used in turn, since d is read while the next one is written).
       detail::Buffer<T>& buf = dbuffer_[l % 2];
@@ -128,6 +126,10 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   }
 
  private:
+  // Values of one layer's D slots of a [L * D, B, H] state: layer l's start at l times it.
+  Index state_values_per_layer(Index batch) const {
+    return layers_.front().state_slots() * batch * hidden_size();
+  }
   void apply_dropout(Rows<T> o, detail::Buffer<T>& mask) {
     const std::size_t n = static_cast<std::size_t>(o.rows() * o.cols());
     detail::grow(mask, n);
@@ -141,7 +143,6 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   std::vector<detail::Buffer<T>> buffers_;  // outputs of layers 0 .. L-2: [B*T, D*H]
   std::vector<detail::Buffer<T>> masks_;    // their dropout masks (0 or 1/(1-p))
   detail::Buffer<T> dbuffer_[2];            // d of the inputs of layers 1 .. L-1
-  Index per_layer_ = 0;
   bool dropped_ = false;
 };
 

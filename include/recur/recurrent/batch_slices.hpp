@@ -60,15 +60,8 @@ struct BatchSlices {
     c.products.input(c.weights, in.rows.data() + b0 * S * ldx, Bs * S, ldx, gates, GH, work,
                      Update<T>::assign_to(c.weights.b_ih().data()));
 
-    std::array<T*, K> cur{}, nxt{};
-    for (Index s = 0; s < K; ++s) {
-      cur[s] = c.ws.state.data() + s * B * H + b0 * H;
-      nxt[s] = c.ws.state.data() + (K + s) * B * H + b0 * H;
-      if (in.state[s])
-        std::copy(in.state[s] + b0 * H, in.state[s] + b1 * H, cur[s]);
-      else
-        std::fill(cur[s], cur[s] + Bs * H, T(0));
-    }
+    auto [cur, nxt] = c.state_pair(c.ws.state.data(), B, b0);
+    c.load_states(in.state, cur, b0, b1);
     Rows<T> R = rows(c.ws.r.data() + b0 * GH, Bs, GH);
 
     for (Index k = 0; k < S; ++k) {
@@ -112,15 +105,8 @@ struct BatchSlices {
     T* gates = c.ws.gates.data() + b0 * S * GH;
     T* drs = dr_base + b0 * S * GH;
 
-    std::array<T*, K> dcur{}, dnxt{};
-    for (Index s = 0; s < K; ++s) {
-      dcur[s] = c.ws.dstate.data() + s * B * H + b0 * H;
-      dnxt[s] = c.ws.dstate.data() + (K + s) * B * H + b0 * H;
-      if (d_out.state[s])
-        std::copy(d_out.state[s] + b0 * H, d_out.state[s] + b1 * H, dcur[s]);
-      else
-        std::fill(dcur[s], dcur[s] + Bs * H, T(0));
-    }
+    auto [dcur, dnxt] = c.state_pair(c.ws.dstate.data(), B, b0);
+    c.load_states(d_out.state, dcur, b0, b1);
 
     for (Index k = 0; k < S; ++k) {
       const Index t = c.time.backward_step(k);

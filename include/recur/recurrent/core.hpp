@@ -3,6 +3,7 @@
 // order and lengths), the weight products and the workspace; and the row views they share.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -47,6 +48,29 @@ struct LayerCore {
 
   Index hidden() const { return weights.hidden_size(); }
   Index input() const { return weights.input_size(); }
+
+  // The current and the next state of sample b0 on, in a buffer of 2 x K x [B, H] (the K
+  // current states, then the K next ones): what a strategy swaps from step to step.
+  std::pair<States, States> state_pair(T* buffer, Index B, Index b0) const {
+    const Index H = hidden();
+    States cur{}, nxt{};
+    for (Index s = 0; s < K; ++s) {
+      cur[s] = buffer + s * B * H + b0 * H;
+      nxt[s] = buffer + (K + s) * B * H + b0 * H;
+    }
+    return {cur, nxt};
+  }
+  // Rows [b0, b1) of the K states `from` ([B, H] each, or null: zeros) into `to` (at b0).
+  void load_states(const std::array<const T*, K>& from, const States& to, Index b0,
+                   Index b1) const {
+    const Index H = hidden();
+    for (Index s = 0; s < K; ++s) {
+      if (from[s])
+        std::copy(from[s] + b0 * H, from[s] + b1 * H, to[s]);
+      else
+        std::fill(to[s], to[s] + (b1 - b0) * H, T(0));
+    }
+  }
 
   // Row views [B, cols] (cols: H, or a thread's range of units) of the K state pointers.
   std::array<Rows<T>, K> views(const States& p, Index B, Index cols) const {

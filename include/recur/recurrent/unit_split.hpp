@@ -36,17 +36,15 @@ struct UnitSplit {
   }
 
   static void forward(Core& c, const In& in, const Out& out, bool training, int nparts) {
-    const Index H = c.hidden();
-    c.ws.for_units(G, E, H, /*weights=*/true);
-    load_states(in.state, c.ws.state.data(), H);
+    c.ws.for_units(G, E, c.hidden(), /*weights=*/true);
+    c.load_states(in.state, c.state_pair(c.ws.state.data(), 1, 0).first, 0, 1);
     SpinBarrier barrier;
     parallel(nparts, [&](int p, int n) { forward_units(c, p, n, in, out, training, barrier); });
   }
 
   static void backward(Core& c, const In& d_out, const Out& d_in, T* dr_base, int nparts) {
-    const Index H = c.hidden();
-    c.ws.for_units(G, E, H, /*weights=*/false);
-    load_states(d_out.state, c.ws.dstate.data(), H);
+    c.ws.for_units(G, E, c.hidden(), /*weights=*/false);
+    c.load_states(d_out.state, c.state_pair(c.ws.dstate.data(), 1, 0).first, 0, 1);
     SpinBarrier barrier;
     parallel(nparts, [&](int p, int n) { backward_units(c, p, n, d_out, d_in, dr_base, barrier); });
   }
@@ -57,27 +55,12 @@ struct UnitSplit {
     const auto [c0, c1] = split((H + 15) / 16, p, n);
     return {std::min(H, 16 * c0), std::min(H, 16 * c1)};
   }
-  // K vectors of H at `to` (current; next follows at to + K * H): from `from`, or 0.
-  static void load_states(const std::array<const T*, K>& from, T* to, Index H) {
-    for (std::size_t s = 0; s < static_cast<std::size_t>(K); ++s) {
-      T* d = to + static_cast<Index>(s) * H;
-      if (from[s])
-        std::copy(from[s], from[s] + H, d);
-      else
-        std::fill(d, d + H, T(0));
-    }
-  }
   // A thread's scratch for one step, from its first unit j0: its gates (G blocks of its
   // width), their part of R (or dR), its part of the cell's extra cache.
   static std::array<T*, 3> scratch(Core& c, Index j0) {
     const Index GH = G * c.hidden();
     T* base = c.ws.unit_scratch.data();
     return {base + G * j0, base + GH + G * j0, base + 2 * GH + E * j0};
-  }
-  static std::array<T*, K> offset(const std::array<T*, K>& p, Index by) {
-    std::array<T*, K> q = p;
-    for (auto& e : q) e += by;
-    return q;
   }
   // Gate blocks of the units [j0, j0 + hp) of a row of G * H (blocks of H) <-> G * hp
   // contiguous values (blocks of hp).
@@ -114,11 +97,7 @@ struct UnitSplit {
       std::copy(w_hh + (g * H + j0) * H, w_hh + (g * H + j1) * H, wp + g * hp * H);
     const Eigen::Map<const Matrix<T>> w_mine(wp, G * hp, H);
     const Eigen::Map<const RowVec> b_mine(bp, G * hp);
-    std::array<T*, K> cur{}, nxt{};
-    for (Index s = 0; s < K; ++s) {
-      cur[s] = c.ws.state.data() + s * H;
-      nxt[s] = c.ws.state.data() + (K + s) * H;
-    }
+    auto [cur, nxt] = c.state_pair(c.ws.state.data(), 1, 0);
     const Index ld = out.rows.outerStride();
     for (Index k = 0; k < S; ++k) {
       const Index t = c.time.forward_step(k);
@@ -136,7 +115,7 @@ struct UnitSplit {
       T* arow = c.ws.gates.data() + t * GH;
       gather(arow, G, H, j0, hp, ap);
       c.cell.forward_step(rows(ap, 1, G * hp), rows(rp, 1, G * hp),
-                          c.const_views(offset(cur, j0), 1, hp), c.views(offset(nxt, j0), 1, hp),
+                          c.const_views(In::shifted(cur, j0), 1, hp), c.views(In::shifted(nxt, j0), 1, hp),
                           rows(ep, 1, E * hp));
       if (training) {
         scatter(ap, G, H, j0, hp, arow);
@@ -156,11 +135,7 @@ struct UnitSplit {
     const auto [j0, j1] = unit_range(H, p, n);
     const Index hp = j1 - j0;
     auto [ap, rp, ep] = scratch(c, j0);
-    std::array<T*, K> dcur{}, dnxt{};
-    for (Index s = 0; s < K; ++s) {
-      dcur[s] = c.ws.dstate.data() + s * H;
-      dnxt[s] = c.ws.dstate.data() + (K + s) * H;
-    }
+    auto [dcur, dnxt] = c.state_pair(c.ws.dstate.data(), 1, 0);
     const auto w_hh = c.weights.w_hh();
     for (Index k = 0; k < S; ++k) {
       const Index t = c.time.backward_step(k);
@@ -181,8 +156,8 @@ struct UnitSplit {
       for (Index s = 0; s < K; ++s) prev[s] = c.ws.prev.data() + (s * S + t) * H + j0;
       c.cell.backward_step(rows(ap, 1, G * hp), rows(rp, 1, G * hp), c.const_views(prev, 1, hp),
                            rows<T>(static_cast<const T*>(ep), 1, E * hp),
-                           c.const_views(offset(dcur, j0), 1, hp),
-                           c.views(offset(dnxt, j0), 1, hp));
+                           c.const_views(In::shifted(dcur, j0), 1, hp),
+                           c.views(In::shifted(dnxt, j0), 1, hp));
       scatter(ap, G, H, j0, hp, arow);
       if constexpr (!Cell::kSameGateGrads) scatter(rp, G, H, j0, hp, drow);
       barrier.wait(n);  // d h of my units needs the whole dR row
