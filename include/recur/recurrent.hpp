@@ -150,8 +150,6 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     const Index GH = kGates * H, N = B * S, I = core_.input();
     ConstRows<T> dA = rows<T>(static_cast<const T*>(core_.ws.gates.data()), N, GH);
     ConstRows<T> dR = rows<T>(dr_base, N, GH);
-    ConstRows<T> X(core_.x, N, I, Eigen::OuterStride<>(core_.ldx));
-    ConstRows<T> Hp = rows<T>(static_cast<const T*>(core_.ws.prev.data()), N, H);
     products.prepare_weight_grads(w, core_.x, core_.ldx, core_.ws.prev.data(), N);
     Rows<T>& d_x = d_in.rows;
     const auto update = d_in.accumulate ? detail::Update<T>::add() : detail::Update<T>::assign_to();
@@ -166,7 +164,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
       }
       const auto [g0, g1] = detail::split(GH, p, n);
       const Index ng = g1 - g0;
-      products.weight_grads(w, dA, dR, X, Hp, g0, g1, work);
+      products.weight_grads(w, dA.data(), dR.data(), g0, g1, work);
       // Bias gradients: column sums, taken row by row (contiguous, vectorised).
       auto db_ih = w.d_b_ih().segment(g0, ng);
       auto db_hh = w.d_b_hh().segment(g0, ng);

@@ -310,8 +310,11 @@ class PackedWeight {
 
   // y[c, i] += sum_{kk < kc} a[kk * M*P + i] * b[kk * N + c]  for c < nc, i < ni; with
   // update.assign, y[c, i] = the sum (+ bias[i] when there is a bias).
+  // Not inlined: each tile is one function the compiler optimises on its own (inlined, the
+  // dozen tiles made multiply() one huge function: 12 s of clang's optimiser per scalar type,
+  // for no speed; a call per tile is nothing next to its kc * M * N multiply-adds).
   template <int M, int N, int KU>
-  void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc, T* spill,
+  EIGEN_DONT_INLINE void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc, T* spill,
             Update<T> update) const {
     using namespace Eigen::internal;
     constexpr Index W = M * P;

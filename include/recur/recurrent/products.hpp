@@ -5,10 +5,12 @@
 // Each names how it meets its result (detail::Update: add, assign, assign from a bias). The
 // weight is packed once per call into detail::PackedWeight's panels when that pays: for the
 // products over all steps whenever there are several steps, and for the per-step product
-// when there are also several samples. Batch 1 keeps Eigen's matrix-vector product, which
-// streams the weight from L2 at the machine's bandwidth (the packed kernel is ~10% slower
-// there); a single step (a Stream) would not repay the packing. Depends on the scalar type
-// only: compiled once per scalar type, not once per cell.
+// when there are also several samples; the weight gradients always. Otherwise (batch 1, or a
+// single step: a Stream) each row is one Eigen matrix-vector product, which streams the
+// weight from L2 at the machine's bandwidth (the packed kernel is ~10% slower there, and one
+// step would not repay the packing). Eigen's general matrix product is not used: each of its
+// instantiations cost seconds of compile time. Depends on the scalar type only: compiled
+// once per scalar type, not once per cell.
 #pragma once
 
 #include <algorithm>
@@ -47,20 +49,19 @@ class WeightProducts {
   void input(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y, Index ldy,
              T* work, Update<T> update) const {
     if (packed_input_) return w_ih_.multiply(x, m, ldx, y, ldy, work, false, update);
-    eigen(w.w_ih(), x, m, ldx, y, ldy, update);
+    by_rows(w.w_ih(), x, m, ldx, y, ldy, update);
   }
   /// Y (+)= X op(W_hh) for one step of a slice: forward h W_hh^T (from b_hh), backward dR W_hh.
   void recurrent(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y,
                  Index ldy, T* work, Update<T> update) const {
     if (packed_recurrent_) return w_hh_.multiply(x, m, ldx, y, ldy, work, false, update);
-    eigen(w.w_hh(), x, m, ldx, y, ldy, update);
+    by_rows(w.w_hh(), x, m, ldx, y, ldy, update);
   }
 
   /// Before weight_grads: X and H_prev (N rows each) take the weight's place in the packed
   /// kernel (W_hh's packing is no longer needed), dA^T and dR^T are read transposed.
   void prepare_weight_grads(const RecurrentWeights<T>& w, const T* x, Index ldx, const T* h_prev,
                             Index N) {
-    if (!packed_input_) return;
     x_.pack(x, N, w.input_size(), WeightOp::AsIs, ldx);
     w_hh_.pack(h_prev, N, w.hidden_size(), WeightOp::AsIs);
     const Index GH = w.gate_rows();
@@ -68,16 +69,11 @@ class WeightProducts {
                           w_hh_.workspace_size(GH, /*x_transposed=*/true)));
   }
   /// dW_ih += dA^T X and dW_hh += dR^T H_prev for the gate rows [g0, g1); dA, dR: [N, G*H].
-  void weight_grads(RecurrentWeights<T>& w, ConstRows<T> dA, ConstRows<T> dR, ConstRows<T> X,
-                    ConstRows<T> h_prev, Index g0, Index g1, T* work) const {
+  void weight_grads(RecurrentWeights<T>& w, const T* dA, const T* dR, Index g0, Index g1,
+                    T* work) const {
     const Index ng = g1 - g0, GH = w.gate_rows(), I = w.input_size(), H = w.hidden_size();
-    if (packed_input_) {
-      x_.multiply(dA.data() + g0, ng, GH, w.d_w_ih().data() + g0 * I, I, work, true);
-      w_hh_.multiply(dR.data() + g0, ng, GH, w.d_w_hh().data() + g0 * H, H, work, true);
-    } else {
-      w.d_w_ih().middleRows(g0, ng).noalias() += dA.middleCols(g0, ng).transpose() * X;
-      w.d_w_hh().middleRows(g0, ng).noalias() += dR.middleCols(g0, ng).transpose() * h_prev;
-    }
+    x_.multiply(dA + g0, ng, GH, w.d_w_ih().data() + g0 * I, I, work, true);
+    w_hh_.multiply(dR + g0, ng, GH, w.d_w_hh().data() + g0 * H, H, work, true);
   }
 
   std::size_t bytes() const {
@@ -90,24 +86,26 @@ class WeightProducts {
     work_stride_ = std::max(work_stride_, (per_thread + 15) / 16 * 16);
     grow(work_, static_cast<std::size_t>(work_stride_ * std::max(1, num_threads())));
   }
-  void eigen(Eigen::Map<const Matrix<T>> w, const T* x, Index m, Index ldx, T* y, Index ldy,
-             Update<T> update) const {
+  // Y (+)= X op(W) one row at a time: Eigen's matrix-vector product per row.
+  void by_rows(Eigen::Map<const Matrix<T>> w, const T* x, Index m, Index ldx, T* y, Index ldy,
+               Update<T> update) const {
+    using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
     const bool t = op_ == WeightOp::Transposed;
-    ConstRows<T> xs(x, m, t ? w.cols() : w.rows(), Eigen::OuterStride<>(ldx));
-    Rows<T> ys(y, m, t ? w.rows() : w.cols(), Eigen::OuterStride<>(ldy));
-    if (update.assign && !update.bias) {
+    const Index k = t ? w.cols() : w.rows(), n = t ? w.rows() : w.cols();
+    for (Index i = 0; i < m; ++i) {
+      const Eigen::Map<const RowVec> xi(x + i * ldx, k);
+      Eigen::Map<RowVec> yi(y + i * ldy, n);
+      if (update.assign) {
+        if (update.bias)
+          yi = Eigen::Map<const RowVec>(update.bias, n);
+        else
+          yi.setZero();
+      }
       if (t)
-        ys.noalias() = xs * w.transpose();
+        yi.noalias() += xi * w.transpose();
       else
-        ys.noalias() = xs * w;
-      return;
+        yi.noalias() += xi * w;
     }
-    if (update.bias)
-      ys.rowwise() = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(update.bias, ys.cols());
-    if (t)
-      ys.noalias() += xs * w.transpose();
-    else
-      ys.noalias() += xs * w;
   }
 
   WeightOp op_ = WeightOp::Transposed;
