@@ -70,7 +70,8 @@ CASES = {
     "not_json": (file_bytes(b"{nope:1}", b""), "not valid JSON"),
     "truncated_json": (file_bytes(b'{"a":{"dtype":"F32"', b""), "not valid JSON"),
     "json_array": (file_bytes(b"[1,2,3,4]", b""), "not a JSON object"),
-    "deep_nesting": (file_bytes(b"[" * 5000 + b"]" * 5000, b""), "nested too deeply"),
+    "deep_nesting": (file_bytes(b"[" * 5000 + b"]" * 5000, b""), "not a JSON object"),
+    "deep_object": (file_bytes(b"{\"a\":" * 5000 + b"1" + b"}" * 5000, b""), "unknown field 'a'"),
     "duplicate_tensor": (file_bytes(b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
                                     b'"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', f32(1, 2)),
                          "twice"),
@@ -92,6 +93,11 @@ CASES = {
     "size_mismatch": (file_bytes({"w": tensor("F32", [3], 0, 8)}, f32(1, 2)), "bytes but its data_offsets"),
     "overlap": (file_bytes({"a": tensor("F32", [2], 0, 8), "b": tensor("F32", [2], 4, 12)}, f32(1, 2, 3)),
                 "overlap"),
+    # The tensors must cover the data section exactly, as the reference implementation checks.
+    "gap": (file_bytes({"a": tensor("F32", [1], 0, 4), "b": tensor("F32", [1], 8, 12)}, f32(1, 2, 3)),
+            "gap of 4 bytes"),
+    "trailing_bytes": (file_bytes({"a": tensor("F32", [1], 0, 4)}, f32(1, 2)), "bytes after the last tensor"),
+    "gap_at_start": (file_bytes({"a": tensor("F32", [1], 4, 8)}, f32(1, 2)), "gap of 4 bytes before tensor 'a'"),
 }
 
 

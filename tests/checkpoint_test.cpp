@@ -293,5 +293,101 @@ TEST(Checkpoint, WritesAreAtomic) {
                std::invalid_argument);
 }
 
+// A training checkpoint is one unit: the model file names its training state and both carry
+// one stamp; resuming restores exactly what was saved; a pair of different saves, a missing
+// state or a weights-only file are told apart; saving again removes the old state file; and
+// what an interrupted save leaves is cleared without touching the pairs.
+TEST(Checkpoint, ModelAndTrainingStateAreOneUnit) {
+  TempDir dir;
+  CharModel m(5);
+  Adam<float> opt(m.parameters(), {0.01});
+  std::vector<float> carried(6, 0.5f);
+  const std::vector<TensorRef<float>> extra{{"carried", {2, 3}, carried.data()}};
+  auto step = [&] {
+    std::mt19937_64 data(opt.steps());
+    Tokens x = random_tokens(4, 5, data), y = random_tokens(4, 5, data);
+    opt.zero_grad();
+    State<float> st;
+    auto r = cross_entropy(m.logits(x, st), y);
+    m.embedding.backward(m.rnn.backward(m.head.backward(r.d_logits)).input);
+    opt.step();
+  };
+  step();
+  const std::string path = dir / "m.safetensors";
+  const std::string first_state = save_checkpoint(path, m.parameters(), opt, {{"k", "v"}}, {{"it", "1"}}, extra);
+  EXPECT_EQ(dir.files().size(), 2u);
+  const std::string kept = dir / "kept";
+  fs::copy_file(first_state, kept);
+  step();
+  carried[0] = 2.f;
+  const std::string second_state = save_checkpoint(path, m.parameters(), opt, {{"k", "v"}}, {{"it", "2"}}, extra);
+  EXPECT_NE(first_state, second_state);
+  EXPECT_FALSE(fs::exists(first_state)) << "the previous save's state was not removed";
+  EXPECT_EQ(safetensors::File::read(path, false).metadata().at("k"), "v");
+
+  // Resume: exactly the second save.
+  CharModel back(9);
+  Adam<float> opt_back(back.parameters(), {0.3});
+  std::vector<float> carried_back(6, 0.f);
+  load_model(path, back.parameters());
+  auto meta = load_training_state<float>(path, opt_back, {{"carried", {2, 3}, carried_back.data()}});
+  ASSERT_TRUE(meta);
+  EXPECT_EQ(meta->at("it"), "2");
+  EXPECT_EQ(opt_back.steps(), 2);
+  EXPECT_EQ(carried_back, carried);
+
+  // The first save's state under the second's name: another save, refused before restoring.
+  fs::copy_file(second_state, dir / "second", fs::copy_options::overwrite_existing);
+  fs::copy_file(kept, second_state, fs::copy_options::overwrite_existing);
+  Adam<float> opt3(back.parameters(), {0.3});
+  const std::vector<TensorRef<float>> extra3{{"carried", {2, 3}, carried_back.data()}};
+  try {
+    load_training_state(path, opt3, extra3);
+    ADD_FAILURE() << "a mixed pair was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("are from different saves"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(opt3.steps(), 0);
+  // Missing: refused, naming it.
+  fs::remove(second_state);
+  try {
+    load_training_state(path, opt3, extra3);
+    ADD_FAILURE() << "a missing state was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("is missing"), std::string::npos) << e.what();
+  }
+  fs::copy_file(dir / "second", second_state);
+  // A model file without a training state: weights only.
+  save_model(dir / "plain.safetensors", m.parameters());
+  EXPECT_FALSE(load_training_state(dir / "plain.safetensors", opt3));
+
+  // What interrupted saves leave: a temporary file and an unreferenced state; the pair stays.
+  std::ofstream(dir / "m.safetensors.tmp.AbC123") << "partial";
+  std::ofstream(dir / "log.csv.tmp.x1y2z3") << "partial";
+  fs::copy_file(kept, dir / "m.s9-0123456789abcdef.optim.safetensors");
+  auto removed = remove_stale_checkpoint_files(dir / "");
+  std::sort(removed.begin(), removed.end());
+  EXPECT_EQ(removed, (std::vector<std::string>{"log.csv.tmp.x1y2z3", "m.s9-0123456789abcdef.optim.safetensors",
+                                               "m.safetensors.tmp.AbC123"}));
+  EXPECT_TRUE(fs::exists(second_state));
+  EXPECT_TRUE(load_training_state(path, opt3, extra3));
+  EXPECT_TRUE(remove_stale_checkpoint_files(dir / "").empty());
+}
+
+// A failed model write keeps the previous pair intact and leaves no new state file.
+TEST(Checkpoint, AFailedSaveKeepsThePreviousPair) {
+  TempDir dir;
+  CharModel m(5);
+  Adam<float> opt(m.parameters(), {0.01});
+  const std::string path = dir / "m.safetensors";
+  const std::string state = save_checkpoint(path, m.parameters(), opt);
+  const auto before = dir.files();
+  // Metadata the writer refuses: the state file is written first, then removed again.
+  EXPECT_THROW(save_checkpoint(path, m.parameters(), opt, {{"bad", std::string("\xC0\xAF")}}),
+               std::invalid_argument);
+  EXPECT_EQ(dir.files(), before);
+  EXPECT_TRUE(load_training_state(path, opt));
+}
+
 }  // namespace
 }  // namespace recur::test

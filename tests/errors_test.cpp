@@ -103,6 +103,19 @@ TEST(Errors, BadOptions) {
   expect_throw<std::invalid_argument>([] { Recurrent<RNNCell<float>> r(3, -1); }, {"hidden_size=-1"});
 }
 
+// Sizes whose products overflow (or exceed what one allocation can address) are refused
+// before anything is allocated, naming the sizes.
+TEST(Errors, SizesThatOverflow) {
+  const Index big = Index(1) << 62, h31 = Index(1) << 31;
+  expect_throw<std::invalid_argument>([&] { LSTM<float> m(opts(big, 4)); }, {"too large", "4611686018427387904"});
+  expect_throw<std::invalid_argument>([&] { LSTM<float> m(opts(3, h31)); }, {"too large", "2147483648"});
+  expect_throw<std::invalid_argument>([&] { GRU<double> m(opts(3, 4, big)); }, {"num_layers", "too large"});
+  expect_throw<std::invalid_argument>([&] { Recurrent<RNNCell<float>> r(big, 4); }, {"too large"});
+  expect_throw<std::invalid_argument>([&] { Recurrent<RNNCell<float>> r(3, PTRDIFF_MAX); }, {"overflow"});
+  expect_throw<std::invalid_argument>([&] { Linear<float> l(big, big); }, {"Linear", "too large"});
+  expect_throw<std::invalid_argument>([&] { Embedding<float> e(big, 8); }, {"Embedding", "too large"});
+}
+
 TEST(Errors, StackOfMismatchedLayers) {
   std::vector<Recurrent<GRUCell<float>>> layers;
   layers.emplace_back(3, 4);

@@ -216,6 +216,28 @@ TEST(CrossEntropy, IsStableForHugeLogitsAndRejectsBadTargets) {
   EXPECT_EQ(none.loss, 0.0);
 }
 
+// Exact for any finite logits: V equal logits give ln V however large they are (the loss was
+// computed as m + log(sum) - z_y, which rounds to 0 for [1e20, 1e20]).
+TEST(CrossEntropy, EqualHugeLogitsGiveLnV) {
+  for (double v : {0.0, 1e20, -1e20, 3e38}) {
+    Tensor3<float> zf(1, 1, 2);
+    zf.setConstant(static_cast<float>(v));
+    Tensor3<double> zd(1, 1, 5);
+    zd.setConstant(v);
+    Tokens y(1, 1);
+    y.setValues({{1}});
+    EXPECT_NEAR(cross_entropy(zf, y).loss, std::log(2.0), 1e-12) << v;
+    EXPECT_NEAR(cross_entropy(zd, y).loss, std::log(5.0), 1e-12) << v;
+    EXPECT_NEAR(cross_entropy(zd, y).d_logits(0, 0, 1), 1.0 / 5 - 1, 1e-12) << v;
+  }
+  Tensor3<double> z(1, 1, 2);
+  z.setValues({{{1e20, 1e20 + 1e5}}});  // differ by 1e5 (representable at 1e20's scale? no: 0)
+  Tokens y(1, 1);
+  y.setValues({{0}});
+  const double d = z(0, 0, 1) - z(0, 0, 0);
+  EXPECT_NEAR(cross_entropy(z, y).loss, d + std::log1p(std::exp(-d)), 1e-9 * std::max(1.0, d));
+}
+
 // The whole language-model path: ids -> embedding -> dropout-free 2-layer LSTM -> linear ->
 // cross-entropy, checked against central differences for every parameter.
 TEST(EndToEnd, LanguageModelGradientsMatchFiniteDifferences) {

@@ -108,6 +108,71 @@ TEST(Equivalence, PaddedSampleEqualsAloneLSTM) { padded_sample_equals_alone<LSTM
 TEST(Equivalence, PaddedSampleEqualsAloneGRU) { padded_sample_equals_alone<GRU<double>>(); }
 TEST(Equivalence, PaddedSampleEqualsAloneRNN) { padded_sample_equals_alone<RNN<double>>(); }
 
+// Padded steps reach nothing whatever they hold: NaN and infinity in the padding (input and
+// the gradient of the output) give exactly the outputs, states and every gradient of zero
+// padding, for both strategies (batch 3, and batch 1 where the units are split).
+template <class Model>
+void padding_values_never_matter(Index B) {
+  using T = typename Model::Scalar;
+  constexpr bool kTwo = Model::kStates == 2;
+  std::mt19937_64 rng(4);
+  const Index S = 6, I = 3, H = 5, L = 2, D = 2;
+  Tensor3<T> x = random_tensor<T>(B, S, I, rng), dy = random_tensor<T>(B, S, D * H, rng);
+  std::vector<Index> lengths = {4, 6, 0};
+  lengths.resize(static_cast<std::size_t>(B));
+  for (Index b = 0; b < B; ++b)
+    for (Index t = lengths[static_cast<std::size_t>(b)]; t < S; ++t) {
+      for (Index f = 0; f < I; ++f) x(b, t, f) = 0;
+      for (Index f = 0; f < D * H; ++f) dy(b, t, f) = 0;
+    }
+  Tensor3<T> xp = x, dyp = dy;
+  const T bad[] = {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                   -std::numeric_limits<T>::infinity()};
+  int k = 0;
+  for (Index b = 0; b < B; ++b)
+    for (Index t = lengths[static_cast<std::size_t>(b)]; t < S; ++t) {
+      for (Index f = 0; f < I; ++f) xp(b, t, f) = bad[k++ % 3];
+      for (Index f = 0; f < D * H; ++f) dyp(b, t, f) = bad[k++ % 3];
+    }
+  Model clean(opts(I, H, L, true), 5), dirty(opts(I, H, L, true), 5);
+  State<T> d_state;
+  d_state.h = random_tensor<T>(L * D, B, H, rng);
+  if (kTwo) d_state.c = random_tensor<T>(L * D, B, H, rng);
+  auto oc = clean.forward(x, {}, lengths);
+  auto gc = clean.backward(dy, d_state);
+  auto od = dirty.forward(xp, {}, lengths);
+  auto gd = dirty.backward(dyp, d_state);
+  auto same = [](const std::string& what, const Tensor3<T>& a, const Tensor3<T>& b) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (Index i = 0; i < a.size(); ++i) ASSERT_EQ(a.data()[i], b.data()[i]) << what << " at " << i;
+  };
+  same("output", oc.output, od.output);
+  same("final h", oc.state.h, od.state.h);
+  if (kTwo) same("final c", oc.state.c, od.state.c);
+  same("d x", gc.input, gd.input);
+  same("d initial h", gc.state.h, gd.state.h);
+  auto pc = clean.named_parameters(), pd = dirty.named_parameters();
+  for (std::size_t i = 0; i < pc.size(); ++i)
+    for (Index j = 0; j < pc[i].grad.size(); ++j)
+      ASSERT_EQ(pc[i].grad.data()[j], pd[i].grad.data()[j]) << pc[i].name << " at " << j;
+  // And eval mode (no caches): the same outputs.
+  dirty.train(false);
+  same("eval output", oc.output, dirty.forward(xp, {}, lengths).output);
+}
+
+TEST(Padding, ValuesNeverMatterLSTM) {
+  padding_values_never_matter<LSTM<float>>(3);
+  padding_values_never_matter<LSTM<double>>(1);
+}
+TEST(Padding, ValuesNeverMatterGRU) {
+  padding_values_never_matter<GRU<float>>(3);
+  padding_values_never_matter<GRU<double>>(1);
+}
+TEST(Padding, ValuesNeverMatterRNN) {
+  padding_values_never_matter<RNN<float>>(3);
+  padding_values_never_matter<RNN<double>>(1);
+}
+
 TEST(Equivalence, LengthZeroKeepsInitialState) {
   std::mt19937_64 rng(3);
   LSTM<double> m(opts(2, 3, 2, true));

@@ -1,6 +1,8 @@
 // Threads: every threaded path equals a single-threaded run -- the batch split (with the
 // weight gradients split by rows) and, with one sample, the split of the hidden units.
+#include <atomic>
 #include <cstdlib>
+#include <thread>
 
 #include "support.hpp"
 
@@ -59,6 +61,57 @@ TEST(Threads, BatchOneMatchesOneThreadGRU) {
 TEST(Threads, BatchOneMatchesOneThreadRNN) {
   threads_match_one_thread<RNN<double>>(1, 20, 136, {20});
   threads_match_one_thread<RNN<double>>(1, 20, 136, {13});
+}
+
+// One model used from two threads at once is detected (it corrupted memory): the second call
+// throws std::logic_error and the first completes; models of their own run side by side and
+// give what one thread alone gives.
+TEST(Threads, OneModelFromTwoThreadsIsDetected) {
+  LSTM<float> shared(opts(16, 64, 2));
+  std::mt19937_64 rng(7);
+  const Tensor3<float> x = random_tensor<float>(8, 200, 16, rng);
+  std::atomic<int> refused{0}, done{0};
+  std::atomic<bool> go{false};
+  auto worker = [&] {
+    while (!go) std::this_thread::yield();
+    for (int i = 0; i < 40 && refused == 0; ++i) {
+      try {
+        auto out = shared.forward(x);
+        (void)shared.backward(out.output);
+        ++done;
+      } catch (const std::logic_error& e) {
+        const std::string msg = e.what();
+        if (msg.find("another call on the same layer") != std::string::npos) ++refused;
+        else if (msg.find("needs a forward") == std::string::npos) throw;  // the other's backward
+      }
+    }
+  };
+  std::thread a(worker), b(worker);
+  go = true;
+  a.join();
+  b.join();
+  EXPECT_GT(refused.load(), 0) << "40 overlapping forward/backward pairs were never detected";
+  EXPECT_GT(done.load(), 0);
+  // Afterwards the model works as before.
+  auto out = shared.forward(x);
+  EXPECT_TRUE(std::isfinite(out.output(0, 0, 0)));
+}
+
+TEST(Threads, OwnModelsRunSideBySide) {
+  std::mt19937_64 rng(8);
+  const Tensor3<float> x = random_tensor<float>(4, 30, 8, rng);
+  GRU<float> alone(opts(8, 16, 2), 3);
+  const auto want = alone.forward(x).output;
+  std::vector<Tensor3<float>> got(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&, i] {
+      GRU<float> own(opts(8, 16, 2), 3);
+      for (int k = 0; k < 5; ++k) got[static_cast<std::size_t>(i)] = own.forward(x).output;
+    });
+  for (auto& t : threads) t.join();
+  for (auto& g : got)
+    for (Index j = 0; j < want.size(); ++j) ASSERT_EQ(g.data()[j], want.data()[j]);
 }
 
 }  // namespace

@@ -9,6 +9,13 @@
 #            text (skipped, exit 77, without python3-torch)
 # interrupt  Ctrl-C saves a loadable checkpoint and exits with 130
 # bad_input  every bad input gives one error line on stderr and a non-zero exit, no crash/hang
+# hardening  hostile and careless use: numbers that overflow, a model too big for the machine,
+#            stdout on a full device, an unwritable or busy checkpoint folder, a mixed or broken
+#            model/state pair, --weights-only
+# killed     kill -9 at random moments of a run that saves at every iteration: every model
+#            file left is paired with its own training state, and the next run clears the rest
+# full_file  a save that fails (the file-size limit) ends the run with one error line, and
+#            every pair left is whole
 # threads    --threads 1 trains on one thread (the process never has a second one), and
 #            --threads 2 on two (the control: the check can see threads)
 set -uo pipefail
@@ -17,6 +24,13 @@ here="$(cd "$(dirname "$0")" && pwd)"
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# The training-state file a model file names (its header's "recur.training_state").
+state_of() {
+  local n; n=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+  head -c $((n + 8)) "$1" | tail -c "$n" | LC_ALL=C sed -n 's/.*"recur.training_state":"\([^"]*\)".*/\1/p'
+}
+# The data section of a safetensors file (its tensors' bytes, without the header).
+data_of() { local n; n=$(od -An -tu8 -N8 "$1" | tr -d ' '); tail -c +$((n + 9)) "$1"; }
 
 # A small text with structure to learn: a rhyme repeated with variations.
 make_text() {
@@ -85,10 +99,11 @@ resume)
   mid=$(ls a/lm_*_epoch*.safetensors | grep -v optim | sort | head -1)
   final=$(ls a/lm_*_epoch*.safetensors | grep -v optim | sort | tail -1)
   [ "$mid" != "$final" ] || fail "expected two checkpoints"
-  mkdir b && cp "$mid" "${mid%.safetensors}.optim.safetensors" b/
+  mkdir b && cp "$mid" "${mid%.safetensors}".s*.optim.safetensors b/
   timeout 300 "$bin" train "${args[@]}" --checkpoint-dir b --init-from "b/$(basename "$mid")" > resumed.txt || fail "resumed run failed"
   grep -q "resuming" resumed.txt || fail "did not resume"
-  cmp "$final" "b/$(basename "$final")" || fail "the resumed run ended with different weights"
+  # The same tensors, byte for byte (the headers differ: each save has its own stamp).
+  cmp <(data_of "$final") <(data_of "b/$(basename "$final")") || fail "the resumed run ended with different weights"
   ;;
 pytorch)
   # The checkpoint loads into PyTorch (strict=True) and gives the same greedy text.
@@ -154,9 +169,98 @@ bad_input)
   { cat small.txt; echo "#Zebra#"; } > other.txt
   expect_error "character '#' is not in the vocabulary of" "$bin" train "${small[@]}" --data other.txt --init-from cv/best.safetensors
   # A model file that is valid safetensors but not a char_rnn model (an optimizer file).
-  expect_error "not a char_rnn checkpoint" "$bin" sample --checkpoint cv/best.optim.safetensors
+  state=$(ls cv/best.s*.optim.safetensors | head -1)
+  expect_error "not a char_rnn checkpoint" "$bin" sample --checkpoint "$state"
   "$bin" train --help | grep -q -- "--rnn-size" || fail "train --help"
   "$bin" sample --help | grep -q -- "--temperature" || fail "sample --help"
+  ;;
+hardening)
+  make_text
+  timeout 300 "$bin" train "${small[@]}" --max-iters 6 --eval-every 3 >/dev/null || fail "train failed"
+  expect_error() {  # expected-substring command...  (one error line, non-zero, no crash/hang)
+    local want="$1"; shift
+    local err code
+    err=$(timeout 60 "$@" 2>&1 >/dev/null); code=$?
+    [ $code -ne 0 ] || fail "exit 0 for: $*"
+    [ $code -ne 124 ] || fail "hang for: $*"
+    [ $code -lt 128 ] || fail "crash ($code) for: $*: $err"
+    [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] || fail "not one error line for: $*: $err"
+    [[ "$err" == *"$want"* ]] || fail "expected '$want' for: $* -- got: $err"
+    echo "ok ($code): $err"
+  }
+  big=9223372036854775807
+  expect_error "--seq-length must be in [1, 1048576]" "$bin" train "${small[@]}" --seq-length $big
+  expect_error "--batch-size must be in [1, 1048576]" "$bin" train "${small[@]}" --batch-size $big
+  expect_error "--max-epochs must be in [1, 1000000000]" "$bin" train "${small[@]}" --max-epochs $big
+  expect_error "--seq-length: '99999999999999999999' is not a whole number" "$bin" train --seq-length 99999999999999999999
+  expect_error "this model needs at least" "$bin" train "${small[@]}" --rnn-size 65536
+  expect_error "is a directory" "$bin" sample --checkpoint cv
+  expect_error "the checkpoint folder is not writable" "$bin" train "${small[@]}" --checkpoint-dir /proc/self
+  expect_error "cannot create the checkpoint folder" "$bin" train "${small[@]}" --checkpoint-dir /proc/self/x
+  # stdout on a full device: the error, exit 1 (it was exit 0).
+  err=$(timeout 60 "$bin" sample --checkpoint cv/best.safetensors --length 10000 2>&1 >/dev/full); code=$?
+  [ $code -eq 1 ] && [[ "$err" == *"cannot write to standard output"* ]] || fail "sample > /dev/full: exit $code: $err"
+  err=$(timeout 60 "$bin" check cv 2>&1 >/dev/full); code=$?
+  [ $code -eq 1 ] || fail "check > /dev/full: exit $code: $err"
+  # A second run into a folder a run is writing to.
+  "$bin" train "${small[@]}" --max-epochs 100000 --eval-every 100000 --checkpoint-dir busy >/dev/null 2>&1 &
+  pid=$!
+  for i in $(seq 1 100); do [ -e busy/.char_rnn.lock ] && break; sleep 0.05; done
+  expect_error "another char_rnn train is writing checkpoints into this folder" "$bin" train "${small[@]}" --checkpoint-dir busy
+  kill -INT $pid; wait $pid
+  # Pairs: a state from another save, a missing state, and --weights-only.
+  "$bin" check cv > check.txt || fail "check of a good folder failed: $(cat check.txt)"
+  grep -q "^ok cv/best.safetensors (training state at iteration" check.txt || fail "check: $(cat check.txt)"
+  mid=$(ls cv/lm_*_epoch*.safetensors | grep -v optim | sort | head -1)
+  mkdir mixed && cp cv/best.safetensors mixed/ && cp "${mid%.safetensors}".s*.optim.safetensors "mixed/$(state_of cv/best.safetensors)"
+  expect_error "are from different saves" "$bin" train "${small[@]}" --init-from mixed/best.safetensors --checkpoint-dir m2
+  "$bin" check mixed > /dev/null && fail "check passed a mixed pair"
+  mkdir lone && cp cv/best.safetensors lone/
+  expect_error "is missing" "$bin" train "${small[@]}" --init-from lone/best.safetensors --checkpoint-dir m3
+  out=$(timeout 300 "$bin" train "${small[@]}" --init-from lone/best.safetensors --weights-only --max-iters 2 \
+        --checkpoint-dir m4) || fail "--weights-only failed: $out"
+  [[ "$out" == *"--weights-only: fresh optimizer, iteration 0"* ]] || fail "--weights-only: $out"
+  expect_error "--weights-only needs --init-from" "$bin" train "${small[@]}" --weights-only
+  ;;
+killed)
+  # kill -9 at random moments of runs that save at every iteration (model file, best.*, state
+  # files, log): whatever survives must be whole pairs; the next run clears the leftovers.
+  make_text
+  RANDOM=7
+  for round in $(seq 1 12); do
+    "$bin" train "${small[@]}" --max-iters 100000 --eval-every 1 --checkpoint-dir cv >/dev/null 2>&1 &
+    pid=$!
+    sleep "0.$((RANDOM % 9 + 1))$((RANDOM % 10))"
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+    ls cv/*.safetensors >/dev/null 2>&1 || continue
+    "$bin" check cv > check.txt || fail "round $round: a model file without its own state: $(grep FAILED check.txt)"
+  done
+  n=$(grep -c '^ok' check.txt)
+  [ "$n" -ge 3 ] || fail "only $n checkpoints survived: the kills came too early to test anything"
+  "$bin" train "${small[@]}" --max-iters 1 --eval-every 1 --checkpoint-dir cv >/dev/null || fail "the run after the kills failed"
+  leftovers=$(ls -a cv | grep -c '\.tmp\.' || true)
+  [ "$leftovers" -eq 0 ] || fail "temporary files left: $(ls -a cv)"
+  models=$(ls cv | grep -c -v -e '\.optim\.safetensors$' -e '\.csv$' -e '\.svg$')
+  states=$(ls cv | grep -c '\.optim\.safetensors$')
+  [ "$models" -eq "$states" ] || fail "$models model files but $states state files: $(ls cv)"
+  "$bin" check cv >/dev/null || fail "check after the cleanup"
+  echo "killed: $n pairs checked, all whole"
+  ;;
+full_file)
+  # Saves that cannot complete (the state file exceeds the file-size limit; SIGXFSZ ignored,
+  # so write() fails with EFBIG as on a full disk): one error line naming the file, exit 1,
+  # no temporary file, and every pair left whole.
+  make_text
+  timeout 300 "$bin" train "${small[@]}" --max-iters 2 --eval-every 1 --checkpoint-dir cv >/dev/null || fail "train failed"
+  model_kb=$(( ($(stat -c %s cv/best.safetensors) + 1023) / 1024 ))
+  err=$( (trap '' XFSZ; ulimit -f $((model_kb + 2)); exec timeout 300 "$bin" train "${small[@]}" --init-from cv/best.safetensors \
+          --max-iters 4 --eval-every 1 --checkpoint-dir cv) 2>&1 >/dev/null); code=$?
+  [ $code -eq 1 ] || fail "exit $code when saves fail: $err"
+  [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] || fail "not one error line: $err"
+  [[ "$err" == *"optim.safetensors: write failed: File too large"* ]] || fail "unexpected error: $err"
+  [ "$(ls -a cv | grep -c '\.tmp\.')" -eq 0 ] || fail "temporary files left: $(ls -a cv)"
+  "$bin" check cv >/dev/null || fail "a pair is broken after the failed save"
+  echo "full_file: $err"
   ;;
 *)
   fail "unknown scenario $scenario"

@@ -6,6 +6,11 @@
 //
 // Without --data, train uses a built-in corpus: recur's own public headers, embedded at build
 // time. Run either subcommand with --help for every option.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -50,6 +55,57 @@ std::string read_text(const std::string& path) {
   std::string text = s.str();
   if (text.empty()) throw std::runtime_error(path + ": the file is empty");
   return text;
+}
+
+// Everything written to stdout must have reached it: a full disk or a closed pipe is an error.
+void check_stdout() {
+  if (std::fflush(stdout) != 0 || std::ferror(stdout))
+    throw std::runtime_error(std::string("cannot write to standard output: ") + std::strerror(errno));
+}
+
+// The checkpoint folder, made ready before any training: created, writable (a lock file in it,
+// held for the run, also keeps a second run from writing into it at the same time), and
+// cleared of what an interrupted run left (temporary files, unreferenced training states).
+void prepare_checkpoint_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir))
+    throw std::runtime_error(dir + ": cannot create the checkpoint folder" + (ec ? " (" + ec.message() + ")" : ""));
+  const std::string lock = dir + "/.char_rnn.lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);  // kept open: the lock
+  if (fd < 0)
+    throw std::runtime_error(dir + ": the checkpoint folder is not writable (" + std::strerror(errno) + ")");
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
+    throw std::runtime_error(dir + ": another char_rnn train is writing checkpoints into this folder");
+  const auto removed = recur::remove_stale_checkpoint_files(dir);
+  if (!removed.empty())
+    std::printf("%s: removed %zu file(s) an interrupted save left behind\n", dir.c_str(), removed.size());
+}
+
+// What a run would allocate at least (parameters with their gradients and optimizer slots,
+// the layers' caches, the logits and their gradient), checked against the machine's memory
+// before anything is built: a model that cannot fit is a message, not std::bad_alloc.
+void check_memory(const TrainOptions& o, Index vocab) {
+  Hyper h;
+  h.model = o.model;
+  h.rnn_size = o.rnn_size;
+  h.num_layers = o.num_layers;
+  h.embedding_size = o.embedding_size;
+  const double params = static_cast<double>(CharModel::parameter_count(h, vocab));
+  const double slots = o.optimizer == "adam" ? 2 : o.optimizer == "sgd" ? 0 : 1;
+  const double G = o.model == "lstm" ? 4 : o.model == "gru" ? 3 : 1;
+  const double rows = static_cast<double>(o.batch_size) * static_cast<double>(o.seq_length);
+  const double bytes = sizeof(T) * ((2 + slots) * params +
+                                    rows * static_cast<double>(o.num_layers * o.rnn_size) * (G + 4) +
+                                    rows * static_cast<double>(vocab) * 3);
+  const double have = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (have > 0 && bytes > have)
+    throw std::runtime_error("this model needs at least " + std::to_string(static_cast<long long>(bytes / (1 << 20))) +
+                             " MiB (" + std::to_string(static_cast<long long>(params)) +
+                             " parameters with gradients and optimizer state, caches for batch " +
+                             std::to_string(o.batch_size) + " x " + std::to_string(o.seq_length) +
+                             ") but this machine has " + std::to_string(static_cast<long long>(have / (1 << 20))) +
+                             " MiB; use a smaller --rnn-size, --num-layers, --batch-size or --seq-length");
 }
 
 // Mean nats/char of the model over `streams` (eval mode, state carried across chunks).
@@ -141,6 +197,7 @@ int train(int argc, char** argv) {
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(origin + ": " + e.what());
   }
+  if (o.init_from.empty()) check_memory(o, static_cast<Index>(Vocab::of(chars).size()));
   std::unique_ptr<CharModel> model = make_model(o, chars, origin);
   const Vocab& vocab = model->vocab();
   const auto ids = vocab.encode(chars);
@@ -157,22 +214,21 @@ int train(int argc, char** argv) {
   const Streams val_streams = val_ids.size() >= 2 ? Streams(val_ids, val_batch, o.seq_length) : Streams();
   const bool has_val = val_streams.chunks() > 0;
   const Index per_epoch = train_streams.full_chunks();
-  const std::int64_t total_iters = o.max_iters > 0 ? std::min<std::int64_t>(o.max_iters, o.max_epochs * per_epoch)
-                                                   : o.max_epochs * per_epoch;
+  const std::int64_t all_epochs = per_epoch > std::numeric_limits<std::int64_t>::max() / o.max_epochs
+                                     ? std::numeric_limits<std::int64_t>::max()
+                                     : o.max_epochs * per_epoch;  // saturated, never overflowed
+  const std::int64_t total_iters = o.max_iters > 0 ? std::min<std::int64_t>(o.max_iters, all_epochs) : all_epochs;
 
   // ---- the run's state: new, or resumed ----
-  std::error_code ec;
-  fs::create_directories(o.checkpoint_dir, ec);
-  if (!fs::is_directory(o.checkpoint_dir))
-    throw std::runtime_error(o.checkpoint_dir + ": cannot create the checkpoint folder");
+  prepare_checkpoint_dir(o.checkpoint_dir);
   TrainingState state(*model, o);
   TrainingLog log;
-  if (!o.init_from.empty() && state.resume(o.init_from)) {
+  if (!o.init_from.empty() && !o.weights_only && state.resume(o.init_from)) {
     log.load(o.checkpoint_dir + "/log.csv", state.iteration);
     std::printf("resuming %s at iteration %lld\n", o.init_from.c_str(), static_cast<long long>(state.iteration));
   } else if (!o.init_from.empty()) {
-    std::printf("starting from the weights of %s (no %s: fresh optimizer)\n", o.init_from.c_str(),
-                optim_path(o.init_from).c_str());
+    std::printf("starting from the weights of %s (%s: fresh optimizer, iteration 0)\n", o.init_from.c_str(),
+                o.weights_only ? "--weights-only" : "it has no training state");
   }
 
   const auto& h = model->hyper();
@@ -275,6 +331,7 @@ int train(int argc, char** argv) {
   const double tps = static_cast<double>(done_here * o.batch_size * o.seq_length) / std::max(train_seconds, 1e-9);
   std::printf("trained %lld iterations, %.0f chars/s; best loss %.4f; log and plot in %s\n",
               static_cast<long long>(done_here), tps, state.best, o.checkpoint_dir.c_str());
+  check_stdout();
   return stop_reason == "interrupted" ? 130 : 0;
 }
 
@@ -327,18 +384,76 @@ int sample(int argc, char** argv) {
     const Index id = s.next();
     const std::string& c = vocab.chr(id);
     std::fwrite(c.data(), 1, c.size(), stdout);
-    std::fflush(stdout);
+    check_stdout();  // streamed; stops at the first failed write
     s.feed(id);
   }
   std::fputc('\n', stdout);
+  check_stdout();
   return 0;
+}
+
+// Verifies checkpoints: each model file loads (every check of sample and --init-from), and the
+// training state it names is there, from the same save, and loads too.
+int check(int argc, char** argv) {
+  if (argc < 3 || std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h") {
+    std::fputs("usage: char_rnn check PATH...\n\nVerifies char_rnn checkpoints: each model file (a PATH, or every model file\n"
+               "in a folder PATH) loads, with the training state it names. Exit 1 if any fails.\n",
+               argc < 3 ? stderr : stdout);
+    return argc < 3 ? 2 : 0;
+  }
+  std::vector<std::string> files;
+  for (int i = 2; i < argc; ++i) {
+    std::error_code ec;
+    if (fs::is_directory(argv[i], ec)) {
+      std::vector<std::string> in_dir;
+      for (auto& e : fs::directory_iterator(argv[i])) {
+        const std::string name = e.path().filename().string();
+        if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0 &&
+            name.find(".optim.safetensors") == std::string::npos)
+          in_dir.push_back(e.path().string());
+      }
+      std::sort(in_dir.begin(), in_dir.end());
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
+    } else {
+      files.push_back(argv[i]);
+    }
+  }
+  int bad = 0;
+  for (auto& path : files) {
+    try {
+      auto model = CharModel::load(path);
+      const auto meta = recur::safetensors::File::read(path, false).metadata();
+      std::string what = "weights only";
+      if (meta.count(recur::kTrainingStateKey)) {
+        const std::string dir = path.find('/') == std::string::npos ? "" : path.substr(0, path.rfind('/') + 1);
+        const auto state = recur::safetensors::File::read(dir + meta.at(recur::kTrainingStateKey), false);
+        const recur::safetensors::TensorInfo* h = state.find("carried.h");
+        if (!state.metadata().count("optimizer") || !h || h->shape.size() != 3)
+          throw std::runtime_error(state.origin() + ": not a char_rnn training state");
+        TrainOptions o;
+        o.optimizer = state.metadata().at("optimizer");
+        o.batch_size = h->shape[1];
+        TrainingState st(*model, o);
+        st.resume(path);
+        what = "training state at iteration " + std::to_string(st.iteration);
+      }
+      std::printf("ok %s (%s)\n", path.c_str(), what.c_str());
+    } catch (const std::exception& e) {
+      std::printf("FAILED %s\n", e.what());
+      ++bad;
+    }
+  }
+  check_stdout();
+  if (files.empty()) throw std::runtime_error("no model files to check");
+  return bad ? 1 : 0;
 }
 
 const char* kUsage =
     "usage: char_rnn <command> [options]\n\n"
     "commands:\n"
     "  train     learn a text (default: a built-in corpus) and write checkpoints\n"
-    "  sample    generate text from a checkpoint\n\n"
+    "  sample    generate text from a checkpoint\n"
+    "  check     verify checkpoints (each model file with its training state)\n\n"
     "`char_rnn <command> --help` lists the options of each.\n";
 
 }  // namespace
@@ -354,8 +469,13 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "train") return train(argc, argv);
     if (cmd == "sample") return sample(argc, argv);
-    std::fprintf(stderr, "char_rnn: unknown command '%s' (train or sample; see char_rnn --help)\n", cmd.c_str());
+    if (cmd == "check") return check(argc, argv);
+    std::fprintf(stderr, "char_rnn: unknown command '%s' (train, sample or check; see char_rnn --help)\n", cmd.c_str());
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "char_rnn %s: error: out of memory (the model or the text is too large for this machine)\n",
+                 cmd.c_str());
+    return 1;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "char_rnn %s: %s\n", cmd.c_str(), e.what());
     return 2;

@@ -107,47 +107,72 @@ class CharModel {
   recur::Embedding<T>& embedding() { return embedding_; }
   recur::Linear<T>& head() { return head_; }
 
-  /// Model file: exactly the state_dict of the PyTorch module; metadata: vocab + hyper.
-  void save(const std::string& path, std::map<std::string, std::string> extra = {}) {
+  /// The model file's metadata: vocab + hyper, and `extra`.
+  std::map<std::string, std::string> metadata(std::map<std::string, std::string> extra = {}) const {
     auto meta = hyper_.metadata();
     meta["vocab"] = nlohmann::json(vocab_.chars()).dump();
     for (auto& [k, v] : extra) meta[k] = v;
-    recur::save_model(path, parameters(), meta);
+    return meta;
+  }
+  /// Model file alone (no training state): exactly the state_dict of the PyTorch module.
+  void save(const std::string& path, std::map<std::string, std::string> extra = {}) {
+    recur::save_model(path, parameters(), metadata(std::move(extra)));
+  }
+
+  /// Parameters of the model `h` describes, from its shapes alone (nothing allocated).
+  static std::int64_t parameter_count(const Hyper& h, std::int64_t vocab) {
+    const std::int64_t G = h.model == "lstm" ? 4 : h.model == "gru" ? 3 : 1, H = h.rnn_size;
+    std::int64_t n = vocab * h.embedding_size + vocab * H + vocab;  // embedding, head
+    for (std::int64_t l = 0; l < h.num_layers; ++l)
+      n += G * H * ((l == 0 ? h.embedding_size : H) + H + 2);
+    return n;
   }
 
   /// Reads a model file's metadata and rebuilds the model it describes, with its weights.
+  /// Every number is checked (strictly parsed, in range, and the tensors the metadata implies
+  /// against those the file holds) before the model is built, so a file can make it allocate
+  /// no more than the file itself holds.
   static std::unique_ptr<CharModel> load(const std::string& path) {
-    const auto file = recur::safetensors::File::read(path);
+    return from_file(recur::safetensors::File::read(path));
+  }
+  static std::unique_ptr<CharModel> from_file(const recur::safetensors::File& file) {
+    const std::string& path = file.origin();
     const auto& meta = file.metadata();
-    auto get = [&](const char* key) -> const std::string& {
-      auto it = meta.find(key);
-      if (it == meta.end())
-        throw std::runtime_error(path + ": not a char_rnn checkpoint (no '" + std::string(key) +
-                                 "' in its metadata)");
-      return it->second;
-    };
+    if (!meta.count("model") || !meta.count("vocab"))
+      throw std::runtime_error(path + ": not a char_rnn checkpoint (no 'model' and 'vocab' in "
+                               "its metadata)");
     Hyper h;
+    h.model = meta.at("model");
+    if (h.model != "lstm" && h.model != "gru" && h.model != "rnn")
+      throw std::runtime_error(path + ": unknown model '" + h.model + "' (lstm, gru or rnn)");
+    h.rnn_size = recur::metadata_integer(meta, "rnn_size", path, 1, 65536);
+    h.num_layers = recur::metadata_integer(meta, "num_layers", path, 1, 64);
+    h.embedding_size = recur::metadata_integer(meta, "embedding_size", path, 1, 65536);
+    h.dropout = recur::metadata_number(meta, "dropout", path);
+    if (!(h.dropout >= 0 && h.dropout < 1))
+      throw std::runtime_error(path + ": __metadata__ 'dropout' = " + meta.at("dropout") +
+                               " is outside [0, 1)");
     Vocab vocab;
     try {
-      h.model = get("model");
-      h.rnn_size = std::stoll(get("rnn_size"));
-      h.num_layers = std::stoll(get("num_layers"));
-      h.embedding_size = std::stoll(get("embedding_size"));
-      h.dropout = std::stod(get("dropout"));
-      auto chars = nlohmann::json::parse(get("vocab")).get<std::vector<std::string>>();
-      if (chars.empty()) throw std::runtime_error("empty vocabulary");
+      auto chars = nlohmann::json::parse(meta.at("vocab")).get<std::vector<std::string>>();
+      if (chars.empty() || chars.size() > (1u << 21))
+        throw std::runtime_error("it has " + std::to_string(chars.size()) + " characters");
+      for (auto& c : chars)
+        if (utf8_chars(c).size() != 1)
+          throw std::runtime_error("'" + c + "' is not one character");
       vocab = Vocab(std::move(chars));
-    } catch (const nlohmann::json::exception& e) {
+    } catch (const std::exception& e) {
       throw std::runtime_error(path + ": bad vocabulary in the metadata: " + e.what());
-    } catch (const std::logic_error& e) {
-      throw std::runtime_error(path + ": bad hyperparameters in the metadata");
     }
-    if (h.model != "lstm" && h.model != "gru" && h.model != "rnn")
-      throw std::runtime_error(path + ": unknown model '" + h.model + "'");
-    if (h.rnn_size <= 0 || h.num_layers <= 0 || h.embedding_size <= 0 || h.rnn_size > 65536 ||
-        h.num_layers > 64 || h.embedding_size > 65536 || vocab.size() > 1 << 21 ||
-        !(h.dropout >= 0 && h.dropout <= 1))
-      throw std::runtime_error(path + ": hyperparameters out of range");
+    std::uint64_t held = 0;
+    for (auto& t : file.tensors()) held += t.numel();
+    const std::int64_t wanted = parameter_count(h, vocab.size());
+    if (held != static_cast<std::uint64_t>(wanted))
+      throw std::runtime_error(path + ": its metadata describes a " + h.model + " of " +
+                               std::to_string(h.num_layers) + " x " + std::to_string(h.rnn_size) +
+                               " with " + std::to_string(wanted) +
+                               " parameters, but the file holds " + std::to_string(held) +
+                               " values");
     auto m = std::make_unique<CharModel>(h, vocab, 0);
     recur::safetensors::load(file, recur::values(m->parameters()));
     return m;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -19,19 +20,42 @@ namespace char_rnn {
 
 using recur::Index;
 
-/// Splits UTF-8 text into characters (each a string of 1-4 bytes). Throws on invalid UTF-8,
-/// naming the byte offset.
+/// Splits UTF-8 text into characters (each a string of 1-4 bytes). Strict, as RFC 3629 and
+/// the JSON writer that saves the vocabulary: overlong forms, surrogates (U+D800-DFFF), code
+/// points above U+10FFFF and stray bytes are errors naming the byte offset, so whatever trains
+/// can be saved.
 inline std::vector<std::string> utf8_chars(const std::string& text) {
   std::vector<std::string> out;
   out.reserve(text.size());
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
   for (std::size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    const unsigned char c = byte(i);
+    // Length, and the range of the second byte (it excludes overlongs, surrogates and
+    // > U+10FFFF); further bytes are 80..BF.
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80) n = 1;
+    else if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      n = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong below U+0800
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong below U+10000
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    }
     bool ok = n != 0 && i + n <= text.size();
     for (std::size_t k = 1; ok && k < n; ++k)
-      ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-    if (!ok)
-      throw std::runtime_error("the text is not valid UTF-8 (byte " + std::to_string(i) + ")");
+      ok = byte(i + k) >= (k == 1 ? lo : 0x80) && byte(i + k) <= (k == 1 ? hi : 0xBF);
+    if (!ok) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", c);
+      throw std::runtime_error("the text is not valid UTF-8 (byte " + std::to_string(i) + ", " +
+                               hex +
+                               (n == 0 ? ": not a valid lead byte)"
+                                       : ": an invalid, overlong or truncated sequence)"));
+    }
     out.push_back(text.substr(i, n));
     i += n;
   }

@@ -19,7 +19,7 @@ struct TrainOptions {
                eval_every = 1000, seed = 123, threads = 0, sample_length = 200;
   double dropout = 0, learning_rate = 2e-3, lr_decay = 0.97, grad_clip = 5, max_seconds = 0,
          val_frac = 0.05;
-  bool quiet = false;
+  bool quiet = false, weights_only = false;
   std::set<std::string> given;  // of the flags a checkpoint can contradict, those given
 
   bool was_given(const std::string& flag) const { return given.count(flag) > 0; }
@@ -52,6 +52,7 @@ inline std::optional<TrainOptions> parse_train_options(int argc, char** argv) {
       .add("sample-length", &o.sample_length, "characters of the sample shown at each evaluation")
       .add("checkpoint-dir", &o.checkpoint_dir, "folder for checkpoints, log.csv and loss.svg")
       .add("init-from", &o.init_from, "resume from this checkpoint (model file)")
+      .add("weights-only", &o.weights_only, "with --init-from: take only its weights (fresh optimizer, iteration 0)")
       .add("seed", &o.seed, "random seed (initialisation, dropout)")
       .add("threads", &o.threads, "threads for recur's layers and Eigen (0: every core)")
       .add("quiet", &o.quiet, "no progress line");
@@ -74,18 +75,22 @@ inline std::optional<TrainOptions> parse_train_options(int argc, char** argv) {
   check(o.num_layers > 0 && o.num_layers <= 64, "--num-layers must be in [1, 64]");
   check(o.embedding_size > 0 && o.embedding_size <= 65536, "--embedding-size must be in [1, 65536]");
   check(o.dropout >= 0 && o.dropout < 1, "--dropout must be in [0, 1)");
-  check(o.seq_length > 0, "--seq-length must be positive");
-  check(o.batch_size > 0, "--batch-size must be positive");
+  // Bounds that keep every product of sizes far from overflow (and memory is checked later).
+  check(o.seq_length > 0 && o.seq_length <= (1 << 20), "--seq-length must be in [1, 1048576]");
+  check(o.batch_size > 0 && o.batch_size <= (1 << 20), "--batch-size must be in [1, 1048576]");
   check(o.learning_rate > 0 && std::isfinite(o.learning_rate), "--learning-rate must be positive");
   check(o.lr_decay > 0 && o.lr_decay <= 1, "--lr-decay must be in (0, 1]");
-  check(o.lr_decay_after >= 0, "--lr-decay-after must be >= 0");
-  check(o.grad_clip >= 0, "--grad-clip must be >= 0");
-  check(o.max_epochs > 0, "--max-epochs must be positive");
-  check(o.max_iters >= 0 && o.max_seconds >= 0, "--max-iters and --max-seconds must be >= 0");
+  check(o.lr_decay_after >= 0 && o.lr_decay_after <= 1'000'000'000,
+        "--lr-decay-after must be in [0, 1000000000]");
+  check(o.grad_clip >= 0 && std::isfinite(o.grad_clip), "--grad-clip must be >= 0");
+  check(o.max_epochs > 0 && o.max_epochs <= 1'000'000'000, "--max-epochs must be in [1, 1000000000]");
+  check(o.max_iters >= 0 && o.max_seconds >= 0 && std::isfinite(o.max_seconds),
+        "--max-iters and --max-seconds must be >= 0");
   check(o.val_frac >= 0 && o.val_frac < 1, "--val-frac must be in [0, 1)");
   check(o.eval_every > 0, "--eval-every must be positive");
   check(o.threads >= 0 && o.threads <= 4096, "--threads must be in [0, 4096] (0: every core)");
-  check(o.sample_length >= 0, "--sample-length must be >= 0");
+  check(o.sample_length >= 0 && o.sample_length <= (1 << 24), "--sample-length must be in [0, 16777216]");
+  check(!o.weights_only || !o.init_from.empty(), "--weights-only needs --init-from");
   return o;
 }
 

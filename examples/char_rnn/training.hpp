@@ -20,15 +20,6 @@
 
 namespace char_rnn {
 
-/// "x.safetensors" -> "x.optim.safetensors": the training state beside a model file.
-inline std::string optim_path(const std::string& model_path) {
-  const std::string ext = ".safetensors";
-  std::string base = model_path;
-  if (base.size() > ext.size() && base.compare(base.size() - ext.size(), ext.size(), ext) == 0)
-    base.resize(base.size() - ext.size());
-  return base + ".optim" + ext;
-}
-
 inline std::unique_ptr<recur::Optimizer<T>> make_optimizer(const std::string& name,
                                                             std::vector<recur::Parameter<T>> params,
                                                             double lr) {
@@ -58,8 +49,9 @@ inline std::unique_ptr<recur::Optimizer<T>> make_optimizer(const std::string& na
 
 /// Everything a run is besides the model's weights: the optimizer, the iteration, the
 /// smoothed and best loss, the training time so far, the dropout generators and the hidden
-/// state carried from chunk to chunk. save() writes the model file and this state beside it
-/// (*.optim.safetensors); resume() reads back exactly what save() wrote.
+/// state carried from chunk to chunk. save() writes the model file and this state as one
+/// checkpoint (recur::save_checkpoint: a reader never pairs files of different saves);
+/// resume() reads back exactly what save() wrote.
 class TrainingState {
  public:
   TrainingState(CharModel& model, const TrainOptions& o)
@@ -90,25 +82,29 @@ class TrainingState {
     }
   }
 
-  /// Reads the training state saved beside `model_path`; false when there is none.
+  /// Reads the training state the model file `model_path` names; false when it names none
+  /// (a weights-only file). Throws when that state is missing, from another save, or not a
+  /// char_rnn state of this run's shape (--batch-size must match the carried state's).
   bool resume(const std::string& model_path) {
-    const std::string path = optim_path(model_path);
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) return false;
-    auto meta = recur::load_optimizer(path, *optimizer_, carried_refs());
+    const auto meta = recur::load_training_state(model_path, *optimizer_, carried_refs());
+    if (!meta) return false;
+    const std::string origin = model_path + "'s training state";
+    iteration = recur::metadata_integer(*meta, "iteration", origin, 0,
+                                        std::numeric_limits<std::int64_t>::max());
+    smooth = recur::metadata_number(*meta, "smooth_loss", origin);
+    best = recur::metadata_number(*meta, "best_loss", origin);
+    seconds_before = recur::metadata_number(*meta, "seconds", origin);
+    if (!(seconds_before >= 0) || !std::isfinite(seconds_before))
+      throw std::runtime_error(origin + ": 'seconds' is not a duration");
     try {
-      iteration = std::stoll(meta.at("iteration"));
-      smooth = std::stod(meta.at("smooth_loss"));
-      best = std::stod(meta.at("best_loss"));
-      seconds_before = std::stod(meta.at("seconds"));
-      model_.set_rng_states(meta);
-    } catch (const std::exception&) {
-      throw std::runtime_error(path + ": not a char_rnn training state");
+      model_.set_rng_states(*meta);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(origin + ": bad generator state (" + e.what() + ")");
     }
     return true;
   }
 
-  /// Writes the model to `model_path` (with `model_meta`) and this state beside it; `score`
+  /// Writes the model to `model_path` (with `model_meta`) and this state with it; `score`
   /// (the validation loss, else the smoothed training loss) updates the best loss, and a new
   /// best is also written as best.safetensors in the same folder.
   void save(const std::string& model_path, const std::map<std::string, std::string>& model_meta,
@@ -131,8 +127,8 @@ class TrainingState {
  private:
   void write(const std::string& path, const std::map<std::string, std::string>& model_meta,
              const std::map<std::string, std::string>& meta) {
-    model_.save(path, model_meta);
-    recur::save_optimizer(optim_path(path), *optimizer_, meta, carried_refs());
+    recur::save_checkpoint(path, params_, *optimizer_, model_.metadata(model_meta), meta,
+                           carried_refs());
   }
   // The carried hidden state as named tensors (for the training-state file).
   std::vector<recur::TensorRef<T>> carried_refs() {

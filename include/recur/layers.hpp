@@ -40,6 +40,7 @@ class Embedding : public Mode {
     detail::require(num_embeddings > 0 && embedding_dim > 0,
                     "Embedding: num_embeddings and embedding_dim must be positive, got ",
                     num_embeddings, " and ", embedding_dim);
+    detail::checked_count("Embedding: [num_embeddings, embedding_dim]", {vocab_, dim_}, 2 * sizeof(T));
     weight_.resize(static_cast<std::size_t>(vocab_ * dim_));
     grad_.assign(weight_.size(), T(0));
     std::mt19937_64 rng(seed);
@@ -114,6 +115,8 @@ class Linear : public Mode {
     detail::require(in_features > 0 && out_features > 0,
                     "Linear: in_features and out_features must be positive, got ", in_features,
                     " and ", out_features);
+    detail::checked_count("Linear: [out_features, in_features + 1]",
+                          {out_, detail::checked_sum("Linear: in_features + 1", in_, 1)}, 2 * sizeof(T));
     params_.assign(static_cast<std::size_t>(out_ * in_ + (bias_ ? out_ : 0)), T(0));
     grads_.assign(params_.size(), T(0));
     std::mt19937_64 rng(seed);

@@ -76,7 +76,9 @@ Loss<T> cross_entropy(const Tensor3<T>& logits, const Tokens& targets,
       d = (z - m).exp();  // vectorised; every term <= 1
       double sum = 0;
       for (Index k = 0; k < V; ++k) sum += static_cast<double>(d[k]);
-      total += static_cast<double>(m) + std::log(sum) - static_cast<double>(z[y]);
+      // log(sum_k e^{z_k}) - z_y = log(sum) - (z_y - m): never m + log(sum) - z_y, which
+      // rounds log(sum) away next to a huge m (logits [1e20, 1e20] gave 0, not ln 2).
+      total += std::log(sum) - (static_cast<double>(z[y]) - static_cast<double>(m));
       d *= static_cast<T>(inv / sum);
       d[y] -= static_cast<T>(inv);
     }

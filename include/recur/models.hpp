@@ -7,6 +7,7 @@
 //   auto grads = lstm.backward(dy);             // parameter gradients accumulate
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -85,6 +86,19 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
                     " num_layers=", o.num_layers);
     detail::require(o.dropout >= 0.0 && o.dropout <= 1.0, "RecurrentOptions: dropout = ",
                     o.dropout, " is outside [0, 1]");
+    // Every layer's parameters (the widest input: directions * hidden_size), checked against
+    // overflow before the first layer is built.
+    const std::string who = "RecurrentOptions (input_size=" + std::to_string(o.input_size) +
+                            " hidden_size=" + std::to_string(o.hidden_size) +
+                            " num_layers=" + std::to_string(o.num_layers) + ")";
+    const Index D = o.bidirectional ? 2 : 1;
+    const Index GH = detail::checked_count(who + ": gates * hidden_size", {Cell::kGates, o.hidden_size}, 1);
+    const Index widest = std::max(o.input_size, detail::checked_count(who + ": directions * hidden_size",
+                                                                      {D, o.hidden_size}, 1));
+    const Index row = detail::checked_sum(who + ": input + hidden_size + 2", widest,
+                                          detail::checked_sum(who + ": hidden_size + 2", o.hidden_size, 2));
+    detail::checked_count(who + ": parameters [layers * directions, gates * hidden_size, input + hidden_size + 2]",
+                          {o.num_layers, D, GH, row}, 2 * sizeof(T));
     return o;
   }
 

@@ -82,11 +82,13 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
 
   // ---- the row API (recur/sequence_layer.hpp) ----
   // In training mode the input rows must stay alive and unchanged until backward_rows.
-  void forward_rows(const In& in, const Out& out, bool training) {
-    const Index B = in.batch, S = in.steps, H = core_.hidden();
-    core_.time.start(B, S, in.lengths);
+  void forward_rows(const In& given, const Out& out, bool training) {
+    const detail::UseFlag::Hold hold(in_use_, "Recurrent::forward");
+    const Index B = given.batch, S = given.steps, H = core_.hidden();
+    core_.time.start(B, S, given.lengths);
     core_.cached = false;
     core_.ws.for_forward(B, S, kGates, kStates, Cell::kExtra, H, training);
+    const In in = without_non_finite_padding(given);
     core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S);
     switch (strategy(B, S)) {
       case Strategy::UnitSplit:
@@ -107,6 +109,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
   // adds, with d_in.accumulate) d loss / d x into d_in.rows when its data is not null, and
   // d loss / d initial state into d_in.state. Adds the parameter gradients.
   void backward_rows(const In& d_out, const Out& d_in) {
+    const detail::UseFlag::Hold hold(in_use_, "Recurrent::backward");
     if (!core_.cached)
       throw std::logic_error(
           "Recurrent::backward: no cache; call forward() in training mode first (each "
@@ -138,6 +141,30 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
   }
   Strategy strategy(Index B, Index S) const {
     return unit_parts(B, S) > 1 ? Strategy::UnitSplit : Strategy::BatchSlices;
+  }
+
+  // The padded steps of a sample (t >= its length) must reach nothing, whatever they hold.
+  // Their input rows still take part in the products over all steps (the input projection,
+  // whose padded results go unused, and dW_ih += dA^T X, where dA is 0 there) — exact zeros
+  // for finite values, but 0 * NaN = NaN. So when padding holds NaN or infinity, the layer
+  // works on a copy of the input with those rows zeroed (found by a scan of the padding only).
+  In without_non_finite_padding(const In& in) {
+    if (!in.lengths) return in;
+    const Index B = in.batch, S = in.steps, I = core_.input();
+    bool clean = true;
+    for (Index b = 0; b < B && clean; ++b)
+      for (Index t = in.lengths[b]; t < S && clean; ++t) clean = in.rows.row(b * S + t).allFinite();
+    if (clean) return in;
+    detail::grow(core_.ws.input, static_cast<std::size_t>(B * S * I));
+    Rows<T> x = detail::rows<T>(core_.ws.input.data(), B * S, I);
+    for (Index b = 0; b < B; ++b)
+      for (Index t = 0; t < S; ++t) {
+        if (t < in.lengths[b])
+          x.row(b * S + t) = in.rows.row(b * S + t);
+        else
+          x.row(b * S + t).setZero();
+      }
+    return in.with_rows(detail::rows<T>(static_cast<const T*>(x.data()), B * S, I));
   }
 
   // Input and weight gradients: big products over all steps, split by rows of the results
@@ -176,6 +203,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
   }
 
   detail::LayerCore<Cell> core_;
+  detail::UseFlag in_use_;
 };
 
 }  // namespace recur

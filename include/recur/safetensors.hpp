@@ -1,20 +1,18 @@
-// The safetensors format (https://huggingface.co/docs/safetensors), the checkpoint format
-// PyTorch users already read and write:
+// safetensors files (https://huggingface.co/docs/safetensors), the checkpoint format PyTorch
+// users already read and write; the format and its validation are in safetensors/header.hpp.
 //
-//   8 bytes       N, the header length, unsigned little-endian
-//   N bytes       a JSON object: for each tensor  "name": {"dtype": "F32", "shape": [2, 3],
-//                 "data_offsets": [begin, end]}  (offsets into the data section), and
-//                 optionally "__metadata__": {"key": "value", ...} (strings only)
-//   the rest      the data section: raw little-endian tensor data
+//   File::read(path)      validates the 8-byte length against the file's size, then the header
+//                         (which must describe the rest of the file exactly), and only then
+//                         reads the data: no size from a file is trusted before it is checked
+//                         against what the file holds
+//   load(file, tensors)   fills named tensors (PyTorch's strict=True: none missing, none extra,
+//                         same shapes) and rejects NaN / infinite values unless asked not to
+//   save(path, tensors)   atomic: a temporary file beside the target, fsync'ed, then renamed
+//                         over it (the previous file survives any crash before the rename)
 //
-// File::parse validates everything before anything is read: the header length against the
-// size, the JSON (syntax, nesting, duplicate keys, field types), each dtype, each shape (no
-// overflow), each tensor's byte size against its offsets, offsets inside the data section and
-// not overlapping. Every problem is a std::runtime_error naming it; nothing reads out of
-// bounds. write() is atomic: a temporary file in the same folder, flushed and fsync'ed, then
-// renamed over the target (the previous file survives any crash before the rename).
-//
-// Needs nlohmann/json (Debian: nlohmann-json3-dev; CMake target recur::checkpoint). POSIX.
+// Every problem is a std::runtime_error naming the file and the problem; nothing reads out of
+// bounds. Needs nlohmann/json (Debian: nlohmann-json3-dev; CMake target recur::checkpoint).
+// POSIX.
 #pragma once
 
 #include <fcntl.h>
@@ -23,9 +21,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <set>
@@ -38,278 +36,151 @@
 #include <nlohmann/json.hpp>
 
 #include "recur/detail/eigen.hpp"
+#include "recur/safetensors/header.hpp"
 #include "recur/parameters.hpp"
 
 namespace recur::safetensors {
 
-enum class Dtype { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64 };
-
 namespace detail {
 
-struct DtypeInfo {
-  Dtype dtype;
-  const char* name;
-  std::size_t size;
-};
-inline const std::vector<DtypeInfo>& dtypes() {
-  static const std::vector<DtypeInfo> table{
-      {Dtype::BOOL, "BOOL", 1}, {Dtype::U8, "U8", 1},     {Dtype::I8, "I8", 1},
-      {Dtype::I16, "I16", 2},   {Dtype::U16, "U16", 2},   {Dtype::F16, "F16", 2},
-      {Dtype::BF16, "BF16", 2}, {Dtype::I32, "I32", 4},   {Dtype::U32, "U32", 4},
-      {Dtype::F32, "F32", 4},   {Dtype::F64, "F64", 8},   {Dtype::I64, "I64", 8},
-      {Dtype::U64, "U64", 8}};
-  return table;
-}
-
-template <class... Parts>
-[[noreturn]] void corrupt(const std::string& origin, Parts&&... parts) {
-  std::ostringstream s;
-  s << origin << ": ";
-  (s << ... << parts);
-  throw std::runtime_error(s.str());
-}
-
-// Reads an unsigned little-endian integer of `n` bytes.
-inline std::uint64_t read_le(const std::uint8_t* p, std::size_t n) {
-  std::uint64_t v = 0;
-  for (std::size_t i = n; i-- > 0;) v = (v << 8) | p[i];
-  return v;
-}
-
-}  // namespace detail
-
-inline const char* dtype_name(Dtype d) {
-  for (auto& e : detail::dtypes())
-    if (e.dtype == d) return e.name;
-  return "?";
-}
-inline std::size_t dtype_size(Dtype d) {
-  for (auto& e : detail::dtypes())
-    if (e.dtype == d) return e.size;
-  return 0;
-}
-template <class T>
-constexpr Dtype dtype_of() {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "safetensors: tensors of float or double");
-  return std::is_same_v<T, float> ? Dtype::F32 : Dtype::F64;
-}
-
-struct TensorInfo {
-  std::string name;
-  Dtype dtype;
-  std::vector<std::int64_t> shape;
-  std::uint64_t begin, end;  // byte offsets into the data section
-  std::uint64_t numel() const {
-    std::uint64_t n = 1;
-    for (auto d : shape) n *= static_cast<std::uint64_t>(d);
-    return n;
-  }
-};
-
-inline std::string shape_str(const std::vector<std::int64_t>& s) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-/// A parsed and validated safetensors file, held in memory.
-class File {
+// A regular file opened for reading at offsets, with its size; errors name the path.
+class InputFile {
  public:
-  static constexpr std::uint64_t kMaxHeader = 100'000'000;  // as the reference implementation
-
-  /// Validates `bytes` as a safetensors file; `origin` names it in error messages.
-  static File parse(std::vector<std::uint8_t> bytes, const std::string& origin = "safetensors") {
-    File f;
-    f.origin_ = origin;
-    f.bytes_ = std::move(bytes);
-    f.validate();
-    return f;
+  explicit InputFile(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) corrupt(path, "cannot open for reading: ", std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) fail("cannot stat");
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      corrupt(path, S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file",
+              ", not a safetensors file");
+    }
+    size_ = static_cast<std::uint64_t>(st.st_size);
   }
+  ~InputFile() { ::close(fd_); }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
 
-  /// Reads and validates the file at `path`.
-  static File read(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) detail::corrupt(path, "cannot open for reading: ", std::strerror(errno));
-    in.seekg(0, std::ios::end);
-    const std::streamoff size = in.tellg();
-    if (size < 0) detail::corrupt(path, "cannot read (not a regular file?)");
-    in.seekg(0, std::ios::beg);
-    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-    if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-      detail::corrupt(path, "read error after ", in.gcount(), " of ", size, " bytes");
-    return parse(std::move(bytes), path);
-  }
-
-  const std::string& origin() const { return origin_; }
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  /// In the order of their data.
-  const std::vector<TensorInfo>& tensors() const { return tensors_; }
-  const TensorInfo* find(const std::string& name) const {
-    for (auto& t : tensors_)
-      if (t.name == name) return &t;
-    return nullptr;
-  }
-
-  /// Copies tensor `t` (F16, BF16, F32 or F64) into out[0 .. numel), converting to T.
-  template <class T>
-  void copy_to(const TensorInfo& t, T* out) const {
-    const std::uint8_t* p = bytes_.data() + data_start_ + t.begin;
-    const std::size_t n = static_cast<std::size_t>(t.numel()), w = dtype_size(t.dtype);
-    for (std::size_t i = 0; i < n; ++i, p += w) {
-      const std::uint64_t bits = detail::read_le(p, w);
-      switch (t.dtype) {
-        case Dtype::F64: {
-          double v;
-          std::memcpy(&v, &bits, 8);
-          out[i] = static_cast<T>(v);
-          break;
-        }
-        case Dtype::F32: {
-          const std::uint32_t b = static_cast<std::uint32_t>(bits);
-          float v;
-          std::memcpy(&v, &b, 4);
-          out[i] = static_cast<T>(v);
-          break;
-        }
-        case Dtype::BF16: {
-          const std::uint32_t b = static_cast<std::uint32_t>(bits) << 16;
-          float v;
-          std::memcpy(&v, &b, 4);
-          out[i] = static_cast<T>(v);
-          break;
-        }
-        case Dtype::F16:
-          out[i] = static_cast<T>(static_cast<float>(
-              Eigen::half(Eigen::half_impl::raw_uint16_to_half(static_cast<std::uint16_t>(bits)))));
-          break;
-        default:
-          detail::corrupt(origin_, "tensor '", t.name, "' has dtype ", dtype_name(t.dtype),
-                          "; only F16, BF16, F32 and F64 can be loaded into floating point");
-      }
+  std::uint64_t size() const { return size_; }
+  void read_at(std::uint64_t offset, std::uint8_t* out, std::uint64_t n) const {
+    std::uint64_t done = 0;
+    while (done < n) {
+      const ssize_t r = ::pread(fd_, out + done, static_cast<std::size_t>(std::min<std::uint64_t>(
+                                                     n - done, 1u << 30)),
+                                static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) corrupt(path_, "read error at byte ", offset + done, ": ", std::strerror(errno));
+      if (r == 0)
+        corrupt(path_, "the file ended at byte ", offset + done, " while reading (it shrank?)");
+      done += static_cast<std::uint64_t>(r);
     }
   }
 
  private:
-  void validate() {
-    const std::uint64_t size = bytes_.size();
-    if (size < 8)
-      detail::corrupt(origin_, "file is ", size, " bytes, too short for the 8-byte header length");
-    const std::uint64_t n = detail::read_le(bytes_.data(), 8);
-    if (n > kMaxHeader)
-      detail::corrupt(origin_, "header length ", n, " exceeds the limit of ", kMaxHeader,
-                      " bytes");
-    if (n > size - 8)
-      detail::corrupt(origin_, "header length ", n, " runs past the end of the file (",
-                      size, " bytes)");
-    if (n < 2) detail::corrupt(origin_, "header length ", n, " is too short for a JSON object");
-    data_start_ = 8 + n;
-    const std::uint64_t data_size = size - data_start_;
+  [[noreturn]] void fail(const char* what) {
+    const int err = errno;
+    ::close(fd_);
+    corrupt(path_, what, ": ", std::strerror(err));
+  }
+  std::string path_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+};
 
-    // JSON: nesting at most 3 deep, no duplicate keys in any object.
-    using nlohmann::json;
-    std::vector<std::set<std::string>> keys;
-    json::parser_callback_t guard = [&](int depth, json::parse_event_t event, json& parsed) {
-      if (depth > 3) detail::corrupt(origin_, "header JSON is nested too deeply");
-      if (event == json::parse_event_t::object_start) keys.emplace_back();
-      if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-      if (event == json::parse_event_t::key && !keys.empty() &&
-          !keys.back().insert(parsed.get<std::string>()).second)
-        detail::corrupt(origin_, "header JSON has the key '", parsed.get<std::string>(),
-                        "' twice");
-      return true;
-    };
-    json header;
-    try {
-      header = json::parse(bytes_.begin() + 8, bytes_.begin() + static_cast<std::ptrdiff_t>(data_start_),
-                           guard);
-    } catch (const json::exception& e) {
-      detail::corrupt(origin_, "header is not valid JSON: ", e.what());
-    }
-    if (!header.is_object()) detail::corrupt(origin_, "header is not a JSON object");
+}  // namespace detail
 
-    for (auto& [name, value] : header.items()) {
-      if (name == "__metadata__") {
-        if (!value.is_object()) detail::corrupt(origin_, "__metadata__ is not an object");
-        for (auto& [k, v] : value.items()) {
-          if (!v.is_string())
-            detail::corrupt(origin_, "__metadata__ value of '", k, "' is not a string");
-          metadata_[k] = v.get<std::string>();
-        }
-        continue;
-      }
-      tensors_.push_back(tensor_info(name, value, data_size));
-    }
-    std::sort(tensors_.begin(), tensors_.end(),
-              [](const TensorInfo& a, const TensorInfo& b) {
-                return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-              });
-    for (std::size_t i = 1; i < tensors_.size(); ++i)
-      if (tensors_[i].begin < tensors_[i - 1].end)
-        detail::corrupt(origin_, "tensors '", tensors_[i - 1].name, "' [", tensors_[i - 1].begin,
-                        ", ", tensors_[i - 1].end, ") and '", tensors_[i].name, "' [",
-                        tensors_[i].begin, ", ", tensors_[i].end, ") overlap");
+/// A validated safetensors file in memory: its header and its data section.
+class File {
+ public:
+  static constexpr std::uint64_t kMaxHeader = Header::kMaxLength;
+
+  /// Validates `bytes` as a safetensors file; `origin` names it in error messages.
+  static File parse(const std::vector<std::uint8_t>& bytes,
+                    const std::string& origin = "safetensors") {
+    const std::uint64_t size = bytes.size();
+    File f;
+    f.origin_ = origin;
+    const std::uint64_t n = header_length(bytes.data(), size, origin);
+    f.header_ = parse_header(bytes.data() + 8, n, size, origin);
+    f.data_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(f.header_.data_start), bytes.end());
+    return f;
   }
 
-  TensorInfo tensor_info(const std::string& name, const nlohmann::json& v,
-                         std::uint64_t data_size) const {
-    if (!v.is_object()) detail::corrupt(origin_, "entry '", name, "' is not an object");
-    for (auto& [k, _] : v.items())
-      if (k != "dtype" && k != "shape" && k != "data_offsets")
-        detail::corrupt(origin_, "tensor '", name, "' has an unknown field '", k, "'");
-    if (!v.contains("dtype") || !v["dtype"].is_string())
-      detail::corrupt(origin_, "tensor '", name, "' has no dtype string");
-    if (!v.contains("shape") || !v["shape"].is_array())
-      detail::corrupt(origin_, "tensor '", name, "' has no shape array");
-    if (!v.contains("data_offsets") || !v["data_offsets"].is_array() ||
-        v["data_offsets"].size() != 2)
-      detail::corrupt(origin_, "tensor '", name, "' has no data_offsets pair");
-    TensorInfo t;
-    t.name = name;
-    const std::string dt = v["dtype"].get<std::string>();
-    bool known = false;
-    for (auto& e : detail::dtypes())
-      if (dt == e.name) {
-        t.dtype = e.dtype;
-        known = true;
-      }
-    if (!known) detail::corrupt(origin_, "tensor '", name, "' has an unknown dtype '", dt, "'");
-    std::uint64_t bytes = dtype_size(t.dtype);
-    for (auto& d : v["shape"]) {
-      if (!d.is_number_unsigned())
-        detail::corrupt(origin_, "tensor '", name, "' has a shape entry ", d.dump(),
-                        " that is not a non-negative integer");
-      const std::uint64_t k = d.get<std::uint64_t>();
-      if (k > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
-          (k != 0 && bytes > std::numeric_limits<std::uint64_t>::max() / k))
-        detail::corrupt(origin_, "tensor '", name, "' has a shape whose size overflows");
-      bytes *= k;
-      t.shape.push_back(static_cast<std::int64_t>(k));
+  /// Reads and validates the file at `path`: the 8-byte length first, then the header, and
+  /// only once the header checks out (its tensors cover the rest of the file exactly) the
+  /// data section. With `with_data` false the data is not read (metadata, shapes).
+  static File read(const std::string& path, bool with_data = true) {
+    detail::InputFile in(path);
+    const std::uint64_t size = in.size();
+    std::uint8_t first8[8] = {};
+    in.read_at(0, first8, std::min<std::uint64_t>(size, 8));
+    const std::uint64_t n = header_length(first8, size, path);
+    std::vector<std::uint8_t> json(static_cast<std::size_t>(n));
+    in.read_at(8, json.data(), n);
+    File f;
+    f.origin_ = path;
+    f.header_ = parse_header(json.data(), n, size, path);
+    if (with_data) {
+      f.data_.resize(static_cast<std::size_t>(f.header_.data_size));
+      in.read_at(f.header_.data_start, f.data_.data(), f.header_.data_size);
     }
-    for (auto& d : v["data_offsets"])
-      if (!d.is_number_unsigned())
-        detail::corrupt(origin_, "tensor '", name, "' has a data offset ", d.dump(),
-                        " that is not a non-negative integer");
-    t.begin = v["data_offsets"][0].get<std::uint64_t>();
-    t.end = v["data_offsets"][1].get<std::uint64_t>();
-    if (t.begin > t.end)
-      detail::corrupt(origin_, "tensor '", name, "' has data_offsets [", t.begin, ", ", t.end,
-                      "] that end before they begin");
-    if (t.end > data_size)
-      detail::corrupt(origin_, "tensor '", name, "' has data_offsets [", t.begin, ", ", t.end,
-                      "] outside the data section of ", data_size, " bytes");
-    if (t.end - t.begin != bytes)
-      detail::corrupt(origin_, "tensor '", name, "' is ", dtype_name(t.dtype), " ",
-                      shape_str(t.shape), " = ", bytes, " bytes but its data_offsets [", t.begin,
-                      ", ", t.end, "] hold ", t.end - t.begin);
-    return t;
+    f.has_data_ = with_data;
+    return f;
+  }
+
+  const std::string& origin() const { return origin_; }
+  const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
+  /// In the order of their data.
+  const std::vector<TensorInfo>& tensors() const { return header_.tensors; }
+  const TensorInfo* find(const std::string& name) const { return header_.find(name); }
+
+  /// Copies tensor `t` (F16, BF16, F32 or F64) into out[0 .. numel), converting to T.
+  template <class T>
+  void copy_to(const TensorInfo& t, T* out) const {
+    each_value(t, [&](std::size_t i, double v) { out[i] = static_cast<T>(v); });
+  }
+  /// The index of the first NaN or infinite value of tensor `t`, or -1.
+  std::int64_t first_non_finite(const TensorInfo& t) const {
+    std::int64_t at = -1;
+    each_value(t, [&](std::size_t i, double v) {
+      if (at < 0 && !std::isfinite(v)) at = static_cast<std::int64_t>(i);
+    });
+    return at;
+  }
+
+ private:
+  template <class F>
+  void each_value(const TensorInfo& t, F&& f) const {
+    if (!is_floating(t.dtype))
+      detail::corrupt(origin_, "tensor '", t.name, "' has dtype ", dtype_name(t.dtype),
+                      "; only F16, BF16, F32 and F64 can be loaded into floating point");
+    if (!has_data_) detail::corrupt(origin_, "read without its data");
+    const std::uint8_t* p = data_.data() + t.begin;
+    const std::size_t n = static_cast<std::size_t>(t.numel()), w = dtype_size(t.dtype);
+    for (std::size_t i = 0; i < n; ++i, p += w) {
+      const std::uint64_t bits = detail::read_le(p, w);
+      double v = 0;
+      if (t.dtype == Dtype::F64) {
+        std::memcpy(&v, &bits, 8);
+      } else if (t.dtype == Dtype::F16) {
+        v = static_cast<float>(
+            Eigen::half(Eigen::half_impl::raw_uint16_to_half(static_cast<std::uint16_t>(bits))));
+      } else {  // F32, or BF16: the top half of an F32
+        const std::uint32_t b = t.dtype == Dtype::F32 ? static_cast<std::uint32_t>(bits)
+                                                       : static_cast<std::uint32_t>(bits) << 16;
+        float x;
+        std::memcpy(&x, &b, 4);
+        v = x;
+      }
+      f(i, v);
+    }
   }
 
   std::string origin_;
-  std::vector<std::uint8_t> bytes_;
-  std::uint64_t data_start_ = 0;
-  std::map<std::string, std::string> metadata_;
-  std::vector<TensorInfo> tensors_;
+  Header header_;
+  std::vector<std::uint8_t> data_;
+  bool has_data_ = true;
 };
 
 /// Writes `bytes` to `path` atomically: temporary file beside it, write, fsync, rename, fsync
@@ -369,6 +240,13 @@ template <class T>
 std::vector<std::uint8_t> serialize(const std::vector<TensorRef<T>>& tensors,
                                     const std::map<std::string, std::string>& metadata = {}) {
   nlohmann::json header = nlohmann::json::object();
+  for (auto& [k, v] : metadata)
+    for (const std::string* text : {&k, &v}) try {
+        (void)nlohmann::json(*text).dump();  // the JSON writer rejects invalid UTF-8
+      } catch (const nlohmann::json::exception&) {
+        throw std::invalid_argument("safetensors: metadata entry '" + k +
+                                    "' is not valid UTF-8");
+      }
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
   std::set<std::string> names;
@@ -402,14 +280,27 @@ std::vector<std::uint8_t> serialize(const std::vector<TensorRef<T>>& tensors,
 template <class T>
 void save(const std::string& path, const std::vector<TensorRef<T>>& tensors,
           const std::map<std::string, std::string>& metadata = {}) {
-  write_atomically(path, serialize(tensors, metadata));
+  std::vector<std::uint8_t> bytes;
+  try {
+    bytes = serialize(tensors, metadata);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(path + ": " + e.what());
+  }
+  write_atomically(path, bytes);
 }
 
+/// Options of load().
+struct LoadOptions {
+  bool allow_non_finite = false;  // accept NaN and infinite values (rejected by default)
+};
+
 /// Fills `into` from the file: every tensor of `into` must be in the file with its shape, and
-/// the file must hold no other tensor (PyTorch's strict=True). Returns the file's metadata.
-/// Nothing is written into `into` unless all checks pass.
+/// the file must hold no other tensor (PyTorch's strict=True); its values must be finite
+/// unless `options` allow otherwise. Returns the file's metadata. Nothing is written into
+/// `into` unless all checks pass.
 template <class T>
-std::map<std::string, std::string> load(const File& file, const std::vector<TensorRef<T>>& into) {
+std::map<std::string, std::string> load(const File& file, const std::vector<TensorRef<T>>& into,
+                                        const LoadOptions& options = {}) {
   std::vector<std::string> missing, unexpected;
   std::set<std::string> wanted;
   for (auto& r : into) {
@@ -423,8 +314,7 @@ std::map<std::string, std::string> load(const File& file, const std::vector<Tens
     if (t->shape != shape)
       detail::corrupt(file.origin(), "tensor '", r.name, "' is ", shape_str(t->shape),
                       " in the file but ", shape_str(shape), " in the model");
-    if (t->dtype != Dtype::F32 && t->dtype != Dtype::F64 && t->dtype != Dtype::F16 &&
-        t->dtype != Dtype::BF16)
+    if (!is_floating(t->dtype))
       detail::corrupt(file.origin(), "tensor '", r.name, "' has dtype ", dtype_name(t->dtype),
                       "; only F16, BF16, F32 and F64 can be loaded into floating point");
   }
@@ -442,14 +332,24 @@ std::map<std::string, std::string> load(const File& file, const std::vector<Tens
                     unexpected.empty() ? "" : (missing.empty() ? "" : ";"),
                     unexpected.empty() ? "" : " unexpected ", list(unexpected));
   }
+  if (!options.allow_non_finite)
+    for (auto& r : into) {
+      const TensorInfo& t = *file.find(r.name);
+      const std::int64_t at = file.first_non_finite(t);
+      if (at >= 0)
+        detail::corrupt(file.origin(), "tensor '", r.name, "' ", shape_str(t.shape),
+                        " holds a non-finite value (NaN or infinity) at element ", at,
+                        " (a diverged run?); LoadOptions::allow_non_finite accepts it");
+    }
   for (auto& r : into) file.copy_to(*file.find(r.name), r.data);
   return file.metadata();
 }
 
 template <class T>
 std::map<std::string, std::string> load(const std::string& path,
-                                        const std::vector<TensorRef<T>>& into) {
-  return load(File::read(path), into);
+                                        const std::vector<TensorRef<T>>& into,
+                                        const LoadOptions& options = {}) {
+  return load(File::read(path), into, options);
 }
 
 }  // namespace recur::safetensors

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "recur/detail/check.hpp"
+#include "recur/threads.hpp"
 #include "recur/types.hpp"
 
 namespace recur {
@@ -114,6 +115,7 @@ class SequenceLayer : public Mode {
   /// [0, time]. Returns the output [batch, time, output_size] and the final state.
   Output<T> forward(const Tensor3<T>& x, const State<T>& initial = {},
                     const std::vector<Index>& lengths = {}) {
+    const detail::UseFlag::Hold hold(in_use_, "forward");
     Derived& self = derived();
     const Index B = x.dimension(0), S = x.dimension(1), F = x.dimension(2);
     const Index slots = self.state_slots(), H = self.hidden_size(), O = self.output_size();
@@ -156,6 +158,7 @@ class SequenceLayer : public Mode {
   /// gradient of the loss w.r.t. the final state; empty = zero). Adds the parameter
   /// gradients and returns d loss / d x and d loss / d initial state.
   Gradients<T> backward(const Tensor3<T>& d_output, const State<T>& d_state = {}) {
+    const detail::UseFlag::Hold hold(in_use_, "backward");
     Derived& self = derived();
     check_backward("backward");
     const Index B = batch_, S = steps_, slots = self.state_slots(), H = self.hidden_size();
@@ -214,6 +217,7 @@ class SequenceLayer : public Mode {
 
   Tensor3<T> x_;
   Index batch_ = 0, steps_ = 0;
+  detail::UseFlag in_use_;
 };
 
 }  // namespace recur

@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "recur/types.hpp"
@@ -60,6 +62,37 @@ void parallel(int parts, F&& f) {
 #endif
   f(0, 1);
 }
+
+// Detects a second call entering an object while a call on it runs (from another thread: a
+// layer, stack or model is used by one thread at a time). The cost is one atomic exchange and
+// one store per call. Copies and moves start free.
+class UseFlag {
+ public:
+  UseFlag() = default;
+  UseFlag(const UseFlag&) noexcept {}
+  UseFlag& operator=(const UseFlag&) noexcept { return *this; }
+
+  class Hold {
+   public:
+    Hold(UseFlag& flag, const char* what) : flag_(flag) {
+      if (flag_.busy_.exchange(true, std::memory_order_acquire))
+        throw std::logic_error(std::string(what) +
+                               ": called while another call on the same layer is running (from "
+                               "another thread?); a layer, stack or model is used by one thread "
+                               "at a time; give each thread its own model (see the README, "
+                               "Threads)");
+    }
+    ~Hold() { flag_.busy_.store(false, std::memory_order_release); }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+
+   private:
+    UseFlag& flag_;
+  };
+
+ private:
+  std::atomic<bool> busy_{false};
+};
 
 // [begin, end) of part p when n items are cut into `parts` nearly equal contiguous ranges.
 inline std::pair<Index, Index> split(Index n, int p, int parts) {

@@ -29,6 +29,12 @@ class RecurrentWeights {
     require(input_size > 0 && hidden_size > 0,
             "Recurrent: input_size and hidden_size must be positive, got input_size=",
             input_size, " hidden_size=", hidden_size);
+    // G*H*(in + H + 2) values, checked against overflow before anything is allocated.
+    checked_count("Recurrent: parameters [gates * hidden_size, input_size + hidden_size + 2]",
+                  {checked_count("Recurrent: gates * hidden_size", {gates, hidden_size}, sizeof(T)),
+                   checked_sum("Recurrent: input_size + hidden_size + 2", input_size,
+                               checked_sum("Recurrent: hidden_size + 2", hidden_size, 2))},
+                  2 * sizeof(T));  // values and gradients
     params_.assign(static_cast<std::size_t>(count()), T(0));
     grads_.assign(params_.size(), T(0));
   }

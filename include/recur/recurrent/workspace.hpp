@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "recur/detail/check.hpp"
 #include "recur/types.hpp"
 
 namespace recur::detail {
@@ -22,11 +23,14 @@ struct Workspace {
   Buffer<T> dstate;  // 2 x K x [B, H]: d current and d next state
   Buffer<T> unit_scratch;  // batch 1 split by units: A, R, extra of one step
   Buffer<T> unit_weights;  // and W_hh, b_hh in the threads' gate blocks
+  Buffer<T> input;         // [N, in]: the input with non-finite padding zeroed (rarely used)
 
   /// Sizes for a forward over B samples x S steps of a cell with G gates, K states and E
   /// extra columns (units of H).
   void for_forward(Index B, Index S, Index G, Index K, Index E, Index H, bool training) {
     const Index N = B * S;
+    checked_count("Recurrent: caches [batch * steps, (gates + states + extra) * hidden]",
+                  {N, (G + K + E) * H}, sizeof(T));
     grow(gates, static_cast<std::size_t>(N * G * H));
     grow(r, static_cast<std::size_t>(B * G * H));
     grow(state, static_cast<std::size_t>(2 * K * B * H));
@@ -45,7 +49,7 @@ struct Workspace {
   std::size_t bytes() const {
     return sizeof(T) * (gates.capacity() + extra.capacity() + prev.capacity() + r.capacity() +
                         state.capacity() + dr.capacity() + dstate.capacity() +
-                        unit_scratch.capacity() + unit_weights.capacity());
+                        unit_scratch.capacity() + unit_weights.capacity() + input.capacity());
   }
 };
 
