@@ -47,10 +47,13 @@ using safetensors::File;
 
 // Bytes of a safetensors file with the header `json` (padded as given) and `data`.
 std::vector<std::uint8_t> file_bytes(const std::string& json, std::size_t data) {
-  std::string text(8 + json.size() + data, '\0');
-  for (std::size_t i = 0; i < 8; ++i) text[i] = static_cast<char>(json.size() >> (8 * i));
-  text.replace(8, json.size(), json);
-  return std::vector<std::uint8_t>(text.begin(), text.end());
+  // Byte by byte: GCC 12 misreads the bounds of insert/replace here (-Warray-bounds, -Wrestrict).
+  std::vector<std::uint8_t> out;
+  out.reserve(8 + json.size() + data);
+  for (std::size_t i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(json.size() >> (8 * i)));
+  for (char c : json) out.push_back(static_cast<std::uint8_t>(c));
+  for (std::size_t i = 0; i < data; ++i) out.push_back(0);
+  return out;
 }
 
 template <class F>
@@ -124,8 +127,9 @@ TEST(Safetensors, AHeaderCostsMemoryInProportionToItsSize) {
   std::string json = "{";
   const int n = 200'000;
   for (int i = 0; i < n; ++i)
-    json += (i ? "," : "") + std::string("\"tensor.") + std::to_string(i) +
-            R"(":{"dtype":"F32","shape":[0,7],"data_offsets":[0,0]})";
+    json.append(i ? ",\"tensor." : "\"tensor.")
+        .append(std::to_string(i))
+        .append(R"(":{"dtype":"F32","shape":[0,7],"data_offsets":[0,0]})");
   json += "}";
   const auto bytes = file_bytes(json, 0);
   const long long before = peak = live.load();
