@@ -362,6 +362,11 @@ TEST(Checkpoint, ModelAndTrainingStateAreOneUnit) {
   EXPECT_FALSE(load_training_state(dir / "plain.safetensors", opt3));
 
   // What interrupted saves leave: a temporary file and an unreferenced state; the pair stays.
+  // Files that look alike but are not a stamped state are never removed (a state file of the
+  // old naming, a user's file).
+  std::ofstream(dir / "best.optim.safetensors") << "old naming";
+  std::ofstream(dir / "model-2024-01-01-abcdef0123456789.optim.safetensors") << "a user's";
+  std::ofstream(dir / "x.s12-0123456789abcdeg.optim.safetensors") << "not hex";
   std::ofstream(dir / "m.safetensors.tmp.AbC123") << "partial";
   std::ofstream(dir / "log.csv.tmp.x1y2z3") << "partial";
   fs::copy_file(kept, dir / "m.s9-0123456789abcdef.optim.safetensors");
@@ -370,6 +375,9 @@ TEST(Checkpoint, ModelAndTrainingStateAreOneUnit) {
   EXPECT_EQ(removed, (std::vector<std::string>{"log.csv.tmp.x1y2z3", "m.s9-0123456789abcdef.optim.safetensors",
                                                "m.safetensors.tmp.AbC123"}));
   EXPECT_TRUE(fs::exists(second_state));
+  EXPECT_TRUE(fs::exists(dir / "best.optim.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "model-2024-01-01-abcdef0123456789.optim.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "x.s12-0123456789abcdeg.optim.safetensors"));
   EXPECT_TRUE(load_training_state(path, opt3, extra3));
   EXPECT_TRUE(remove_stale_checkpoint_files(dir / "").empty());
 }

@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -186,6 +187,21 @@ inline std::string new_stamp(std::int64_t steps) {
                 static_cast<unsigned long long>(rng()));
   return buf;
 }
+// Whether `name` is a training-state file save_checkpoint writes:
+// "<stem>.s<steps>-<16 hex digits>.optim.safetensors" (what cleaning may remove, and nothing else).
+inline bool is_stamped_state_name(const std::string& name) {
+  const std::string tail = ".optim.safetensors";
+  if (!ends_with(name, tail) || name.size() < tail.size() + 20) return false;
+  const std::size_t hex_end = name.size() - tail.size(), hex_begin = hex_end - 16;
+  for (std::size_t i = hex_begin; i < hex_end; ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(name[i]))) return false;
+  if (name[hex_begin - 1] != '-') return false;
+  std::size_t i = hex_begin - 1;  // back over the step count's digits to ".s"
+  std::size_t digits = 0;
+  while (i > 0 && std::isdigit(static_cast<unsigned char>(name[i - 1]))) --i, ++digits;
+  return digits > 0 && i >= 3 && name[i - 1] == 's' && name[i - 2] == '.';
+}
+
 // The model file's metadata, or nothing when there is no readable model file at `path`.
 inline std::optional<std::map<std::string, std::string>> metadata_if_any(const std::string& path) {
   try {
@@ -284,10 +300,7 @@ inline std::vector<std::string> remove_stale_checkpoint_files(const std::string&
   for (auto& n : names) {
     const auto tmp = n.rfind(".tmp.");
     const bool temporary = tmp != std::string::npos && tmp > 0 && n.size() == tmp + 11;
-    // A stamped state file: "<stem>.s<steps>-<16 hex>.optim.safetensors".
-    const bool state = detail::ends_with(n, ".optim.safetensors") &&
-                       n.find(".s") != std::string::npos && !named.count(n) &&
-                       n.size() > 36 && n[n.size() - 35] == '-';
+    const bool state = detail::is_stamped_state_name(n) && !named.count(n);
     if ((temporary || state) && ::unlink((prefix + n).c_str()) == 0) removed.push_back(n);
   }
   return removed;
