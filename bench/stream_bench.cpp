@@ -1,7 +1,7 @@
 // Streaming one sample at a time, RTNeural's protocol: input 1, one LSTM or GRU layer of H
 // units, a Dense H -> 1 head, one call per sample (what an audio plugin does at 48 kHz).
-// recur: Stream<Model> + Linear::apply; RTNeural (when built with RECUR_RTNEURAL_DIR, see
-// bench/CMakeLists.txt): ModelT<float, 1, 1, LSTMLayerT/GRULayerT<float, 1, H>, DenseT<float, H, 1>>,
+// recur: Stream<Model> + Linear::apply; RTNeural (configured with -DRECUR_BENCH_RTNEURAL=ON,
+// see bench/CMakeLists.txt): ModelT<float, 1, 1, LSTMLayerT/GRULayerT<float, 1, H>, DenseT<float, H, 1>>,
 // its compile-time-sized path, with the same weights (checked: the outputs agree to 1e-5).
 //
 //   build/bench/stream_bench --benchmark_filter=LSTM
