@@ -24,6 +24,19 @@ here="$(cd "$(dirname "$0")" && pwd)"
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# Runs a command that must fail: non-zero exit, no hang, no crash, one error line on stderr
+# holding the expected substring.
+expect_error() {  # expected-substring command...
+  local want="$1"; shift
+  local err code
+  err=$(timeout 60 "$@" 2>&1 >/dev/null); code=$?
+  [ $code -ne 0 ] || fail "exit 0 for: $*"
+  [ $code -ne 124 ] || fail "hang for: $*"
+  [ $code -lt 128 ] || fail "crash ($code) for: $*: $err"
+  [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "more than one error line for: $*: $err"
+  [[ "$err" == *"$want"* ]] || fail "expected '$want' for: $* -- got: $err"
+  echo "ok ($code): $err"
+}
 # The training-state file a model file names (its header's "recur.training_state").
 state_of() {
   local n; n=$(od -An -tu8 -N8 "$1" | tr -d ' ')
@@ -135,17 +148,6 @@ bad_input)
   printf 'ab\xffcd%.0s' $(seq 1 300) > latin1.txt
   head -c 100 cv/best.safetensors > truncated.safetensors
   cp cv/best.safetensors copy.safetensors
-  expect_error() {  # expected-substring command...
-    local want="$1"; shift
-    local err code
-    err=$(timeout 60 "$@" 2>&1 >/dev/null); code=$?
-    [ $code -ne 0 ] || fail "exit 0 for: $*"
-    [ $code -ne 124 ] || fail "hang for: $*"
-    [ $code -lt 128 ] || fail "crash ($code) for: $*: $err"
-    [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "more than one error line for: $*: $err"
-    [[ "$err" == *"$want"* ]] || fail "expected '$want' for: $* -- got: $err"
-    echo "ok ($code): $err"
-  }
   expect_error "cannot open" "$bin" train --data missing.txt
   expect_error "the file is empty" "$bin" train --data empty.txt
   expect_error "is a directory" "$bin" train --data cv
@@ -177,17 +179,6 @@ bad_input)
 hardening)
   make_text
   timeout 300 "$bin" train "${small[@]}" --max-iters 6 --eval-every 3 >/dev/null || fail "train failed"
-  expect_error() {  # expected-substring command...  (one error line, non-zero, no crash/hang)
-    local want="$1"; shift
-    local err code
-    err=$(timeout 60 "$@" 2>&1 >/dev/null); code=$?
-    [ $code -ne 0 ] || fail "exit 0 for: $*"
-    [ $code -ne 124 ] || fail "hang for: $*"
-    [ $code -lt 128 ] || fail "crash ($code) for: $*: $err"
-    [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] || fail "not one error line for: $*: $err"
-    [[ "$err" == *"$want"* ]] || fail "expected '$want' for: $* -- got: $err"
-    echo "ok ($code): $err"
-  }
   big=9223372036854775807
   expect_error "--seq-length must be in [1, 1048576]" "$bin" train "${small[@]}" --seq-length $big
   expect_error "--batch-size must be in [1, 1048576]" "$bin" train "${small[@]}" --batch-size $big
