@@ -39,15 +39,8 @@ struct RecurSide {
   recur::Linear<float> head;
   recur::Stream<Model> stream;
   explicit RecurSide(Index H)
-      : rnn(recur::RecurrentOptions{1, H, 1, false, 0.0}, 11), head(H, 1, 12), stream(rnn, 1) {
-    rnn.eval();
-  }
-  float process(float x) {
-    auto h = stream.step(&x);
-    float y;
-    head.apply(h, recur::Rows<float>(&y, 1, 1, Eigen::OuterStride<>(1)));
-    return y;
-  }
+      : rnn(recur::RecurrentOptions{1, H, 1, false, 0.0}, 11), head(H, 1, 12), stream(rnn, head) {}
+  float process(float x) { return stream.step(&x)(0, 0); }
 };
 
 void report(benchmark::State& state) {
@@ -153,8 +146,25 @@ RECUR_RT_CASES(recur::LSTM<float>, "LSTM")
 RECUR_RT_CASES(recur::GRU<float>, "GRU")
 #endif
 
+// The block API: an audio callback of `block` samples, one process() call.
+template <class Model>
+void RecurBlock(benchmark::State& state) {
+  const Index H = state.range(0), block = state.range(1);
+  RecurSide<Model> side(H);
+  const auto x = input_signal();
+  std::vector<float> y(x.size());
+  for (auto _ : state) {
+    for (Index t = 0; t < kSamples; t += block) side.stream.process(x.data() + t, block, y.data() + t);
+    benchmark::DoNotOptimize(y.data());
+  }
+  report(state);
+}
+
 BENCHMARK(Recur<recur::LSTM<float>>)->Name("Stream<LSTM>")->ArgName("H")->Arg(8)->Arg(16)->Arg(24)->Arg(32)->Arg(48)->Arg(64);
 BENCHMARK(Recur<recur::GRU<float>>)->Name("Stream<GRU>")->ArgName("H")->Arg(8)->Arg(16)->Arg(24)->Arg(32)->Arg(48)->Arg(64);
+
+BENCHMARK(RecurBlock<recur::LSTM<float>>)->Name("StreamBlock<LSTM>")->ArgNames({"H", "block"})->ArgsProduct({{8, 16, 24, 32, 48, 64}, {64}});
+BENCHMARK(RecurBlock<recur::GRU<float>>)->Name("StreamBlock<GRU>")->ArgNames({"H", "block"})->ArgsProduct({{8, 16, 24, 32, 48, 64}, {64}});
 
 }  // namespace
 

@@ -103,6 +103,35 @@ TEST(NoMalloc, StreamingOneStepAtATime) {
   EXPECT_EQ(allocations.load(), 0) << "operator new was called while streaming";
 }
 
+// The real-time calls of a stream with a head: blocks (longer than max_block too), single
+// steps, state save/restore and reset allocate nothing, through Eigen or operator new.
+template <class Model>
+void stream_block_no_malloc() {
+  const Index I = 2, H = 24, O = 3, B = 2;
+  Model rnn(opts(I, H, 2));
+  Linear<float> head(H, O);
+  Stream<Model> stream(rnn, head, B, /*max_block=*/32);
+  std::vector<float> in(static_cast<std::size_t>(100 * B * I), 0.25f), out(static_cast<std::size_t>(100 * B * O));
+  std::vector<float> saved(static_cast<std::size_t>(stream.state_size()));
+  auto run = [&] {
+    stream.process(in.data(), 100, out.data());
+    stream.save_state(saved.data());
+    stream.step(in.data());
+    stream.restore_state(saved.data());
+    stream.reset();
+  };
+  run();
+  allocations = 0;
+  counting = true;
+  Eigen::internal::set_is_malloc_allowed(false);
+  for (int i = 0; i < 3; ++i) run();
+  Eigen::internal::set_is_malloc_allowed(true);
+  counting = false;
+  EXPECT_EQ(allocations.load(), 0) << "operator new was called by a real-time stream call";
+}
+TEST(NoMalloc, StreamBlocksLSTM) { stream_block_no_malloc<LSTM<float>>(); }
+TEST(NoMalloc, StreamBlocksGRU) { stream_block_no_malloc<GRU<float>>(); }
+
 // Large enough to run on several threads (when built with OpenMP): no allocation either,
 // whether the threads split the batch or, with one sample, the hidden units.
 void threaded_no_malloc(Index B, Index H) {

@@ -17,6 +17,7 @@ class Bidirectional
  public:
   using Scalar = typename Cell::Scalar;
   using T = Scalar;
+  using CellType = Cell;
   static constexpr Index kStates = Cell::kStates;
   using In = SequenceIn<T, kStates>;
   using Out = SequenceOut<T, kStates>;
@@ -29,6 +30,7 @@ class Bidirectional
   Index hidden_size() const { return fwd_.hidden_size(); }
   Index output_size() const { return 2 * fwd_.hidden_size(); }
   Index state_slots() const { return 2; }
+  const Cell& cell() const { return fwd_.cell(); }
   Recurrent<Cell>& forward_layer() { return fwd_; }
   Recurrent<Cell>& reverse_layer() { return rev_; }
 

@@ -37,12 +37,15 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   /// initialisation); dropout masks use a stream derived from the same seed.
   explicit Model(const RecurrentOptions& options, std::uint64_t seed = kDefaultSeed,
                  const Cell& cell = Cell())
-      : options_(validated(options)), stack_(make_stack(options_, seed, cell)) {
+      : options_(validated(options)), cell_(cell), stack_(make_stack(options_, seed, cell)) {
     std::mt19937_64 rng(seed);
     std::visit([&](auto& s) { s.reset_parameters(rng); }, stack_);
   }
 
   const RecurrentOptions& options() const { return options_; }
+  /// The cell every layer runs (the same object in each: a cell's options, e.g. RNN's
+  /// nonlinearity, are the model's).
+  const Cell& cell() const { return cell_; }
   Index input_size() const { return options_.input_size; }
   Index hidden_size() const { return options_.hidden_size; }
   Index num_directions() const { return options_.bidirectional ? 2 : 1; }
@@ -119,6 +122,7 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   }
 
   RecurrentOptions options_;
+  Cell cell_;
   std::variant<Uni, Bi> stack_;
 };
 

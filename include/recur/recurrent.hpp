@@ -45,6 +45,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
  public:
   using Scalar = typename Cell::Scalar;
   using T = Scalar;
+  using CellType = Cell;
   static constexpr Index kStates = Cell::kStates;
   static constexpr Index kGates = Cell::kGates;
   using In = SequenceIn<T, kStates>;

@@ -22,6 +22,7 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
  public:
   using Scalar = typename Layer::Scalar;
   using T = Scalar;
+  using CellType = typename Layer::CellType;
   static constexpr Index kStates = Layer::kStates;
   using In = SequenceIn<T, kStates>;
   using Out = SequenceOut<T, kStates>;
@@ -48,6 +49,9 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
 
   Index num_layers() const { return static_cast<Index>(layers_.size()); }
   Layer& layer(Index l) { return layers_[static_cast<std::size_t>(l)]; }
+  const Layer& layer(Index l) const { return layers_[static_cast<std::size_t>(l)]; }
+  /// The cell of the layers (each layer has its own copy; recur's models give all the same).
+  const CellType& cell() const { return layers_.front().cell(); }
   Index input_size() const { return layers_.front().input_size(); }
   Index hidden_size() const { return layers_.front().hidden_size(); }
   Index output_size() const { return layers_.back().output_size(); }

@@ -1,20 +1,38 @@
-// Stream<Model>: run a unidirectional model one time step at a time (sampling, streaming
-// inference), keeping the state inside. After the first step nothing is allocated; each
-// step's output equals that time step of a whole-sequence forward (eval mode) from the same
-// initial state, up to rounding (the input projection is a GEMM over B rows instead of B*T:
-// at most an ulp apart, tested).
+// Stream<Model>: run a unidirectional model (RNN/LSTM/GRU, a Stack of Recurrent layers, or
+// one Recurrent layer) one time step at a time — sampling, streaming inference, audio — with
+// the state kept inside, optionally followed by a Linear head (a whole "LSTM + Dense" model).
 //
-//   recur::Stream<recur::LSTM<float>> stream(lstm, /*batch=*/1);
-//   for (...) { auto h = stream.step(x_t); ... }        // x_t [batch, input] -> h [batch, H]
+//   recur::Stream<recur::LSTM<float>> stream(lstm);               // batch 1, no head
+//   auto h = stream.step(x_t);                                     // x_t [batch, input] -> h
 //
-// Works with RNN/LSTM/GRU (and any layer with the forward_rows API: Recurrent, Stack, ...).
-// Bidirectional models cannot stream (their reverse direction needs the future).
+//   recur::Stream<recur::LSTM<float>> amp(lstm, head);             // LSTM + Linear head
+//   amp.process(in, n, out);   // audio callback: n samples, in [n, batch, input] -> out [n, batch, output]
+//
+// The stream copies the model's weights when it is made (into its own layout for one step of
+// a few samples: see recur/recurrent/streaming.hpp) and runs on its own from then on: the
+// model may be trained further or destroyed; reload() copies the weights again. Each step's
+// output equals that time step of a whole-sequence forward (eval mode) from the same state,
+// within float rounding (tested).
+//
+// Real-time use: after construction nothing allocates, locks or throws in step(const T*),
+// process(), reset(), save_state() and restore_state() (all noexcept; tested with a
+// no-allocation harness). process() hoists what does not depend on the previous step out of
+// the time loop: the input projection of each layer is one GEMM over the block, and so is
+// the head. Blocks longer than max_block (a constructor argument) run as several blocks.
+// Bidirectional models cannot stream: their reverse direction needs the future.
 #pragma once
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "recur/detail/check.hpp"
+#include "recur/detail/matvec.hpp"
+#include "recur/layers.hpp"
+#include "recur/recurrent.hpp"
+#include "recur/recurrent/streaming.hpp"
 #include "recur/sequence_layer.hpp"
 #include "recur/types.hpp"
 
@@ -23,25 +41,57 @@ namespace recur {
 template <class Model>
 class Stream {
  public:
+  using Cell = typename Model::CellType;
   using T = typename Model::Scalar;
+  using Scalar = T;
   static constexpr Index kStates = Model::kStates;
+  static constexpr Index kDefaultBlock = 256;
 
-  Stream(Model& model, Index batch) : model_(model), batch_(batch) {
-    detail::require(batch > 0, "Stream: batch must be positive, got ", batch);
-    detail::require(model.output_size() == model.hidden_size(),
-                    "Stream: bidirectional models cannot run one step at a time");
-    const Index n = model.state_slots() * batch * model.hidden_size();
-    for (auto& side : state_)
-      for (auto& s : side) s.assign(static_cast<std::size_t>(n), T(0));
-    out_.assign(static_cast<std::size_t>(batch * model.output_size()), T(0));
+  /// A stream over `model` for `batch` independent sequences (e.g. audio channels), without
+  /// a head: each step outputs the last layer's h [batch, hidden].
+  explicit Stream(Model& model, Index batch = 1, Index max_block = kDefaultBlock)
+      : batch_(batch), block_(max_block) {
+    build(model, nullptr);
+  }
+  /// The same followed by `head` (its input: the model's hidden size): each step outputs
+  /// head(h) [batch, head.out_features()].
+  Stream(Model& model, Linear<T>& head, Index batch = 1, Index max_block = kDefaultBlock)
+      : batch_(batch), block_(max_block) {
+    build(model, &head);
   }
 
   Index batch() const { return batch_; }
+  Index max_block() const { return block_; }
+  Index num_layers() const { return static_cast<Index>(layers_.size()); }
+  Index input_size() const { return layers_.front().input_size(); }
+  Index hidden_size() const { return hidden_; }
+  /// Features per sample out of step() and process(): the head's outputs, or hidden_size().
+  Index output_size() const { return head_out_ > 0 ? head_out_ : hidden_; }
+  bool has_head() const { return head_out_ > 0; }
+
+  /// Copies the weights of `model` (and `head`) again: they must have the shapes the stream
+  /// was made with. Not real-time safe (it repacks); allocates nothing for equal shapes.
+  void reload(Model& model) { load(model, nullptr); }
+  void reload(Model& model, Linear<T>& head) { load(model, &head); }
 
   /// Zero state (the start of a sequence).
-  void reset() {
+  void reset() noexcept {
     for (auto& side : state_)
       for (auto& s : side) std::fill(s.begin(), s.end(), T(0));
+  }
+
+  /// Values in the state: h (and c for LSTM), each [num_layers, batch, hidden].
+  Index state_size() const { return kStates * num_layers() * batch_ * hidden_; }
+  /// Copies the state to `to` (state_size() values: h, then c) — e.g. before a look-ahead.
+  void save_state(T* to) const noexcept {
+    for (const auto& s : state_[cur_]) to = std::copy(s.begin(), s.end(), to);
+  }
+  /// Sets the state from what save_state() wrote.
+  void restore_state(const T* from) noexcept {
+    for (auto& s : state_[cur_]) {
+      std::copy(from, from + s.size(), s.begin());
+      from += s.size();
+    }
   }
 
   /// Sets the state: h (and c for LSTM) [num_layers, batch, hidden], as forward() returns it;
@@ -55,11 +105,11 @@ class Stream {
         std::fill(dst.begin(), dst.end(), T(0));
         continue;
       }
-      detail::require(src.dimension(0) == model_.state_slots() && src.dimension(1) == batch_ &&
-                          src.dimension(2) == model_.hidden_size(),
+      detail::require(src.dimension(0) == num_layers() && src.dimension(1) == batch_ &&
+                          src.dimension(2) == hidden_,
                       "Stream::set_state: ", k == 0 ? "h" : "c", " is ",
                       detail::dims_str(src.dimensions()), " but must be ",
-                      detail::shape_str({model_.state_slots(), batch_, model_.hidden_size()}));
+                      detail::shape_str({num_layers(), batch_, hidden_}));
       std::copy(src.data(), src.data() + src.size(), dst.begin());
     }
   }
@@ -67,43 +117,198 @@ class Stream {
   /// The current state, as forward() returns it.
   State<T> state() const {
     State<T> s;
-    s.h.resize(model_.state_slots(), batch_, model_.hidden_size());
-    std::copy(state_[cur_][0].begin(), state_[cur_][0].end(), s.h.data());
-    if constexpr (kStates == 2) {
-      s.c.resize(model_.state_slots(), batch_, model_.hidden_size());
-      std::copy(state_[cur_][1].begin(), state_[cur_][1].end(), s.c.data());
+    Tensor3<T>* parts[2] = {&s.h, &s.c};
+    for (Index k = 0; k < kStates; ++k) {
+      parts[k]->resize(num_layers(), batch_, hidden_);
+      const auto& src = state_[cur_][static_cast<std::size_t>(k)];
+      std::copy(src.begin(), src.end(), parts[k]->data());
     }
     return s;
   }
 
   /// One time step: x [batch, input_size] -> the output [batch, output_size] (a view valid
-  /// until the next step). The model runs in eval mode (no dropout, no caches).
+  /// until the next call). Checks x's shape.
   ConstRows<T> step(ConstRows<T> x) {
-    detail::require(x.rows() == batch_ && x.cols() == model_.input_size(), "Stream::step: x is [",
+    detail::require(x.rows() == batch_ && x.cols() == input_size(), "Stream::step: x is [",
                     x.rows(), ", ", x.cols(), "] but must be ",
-                    detail::shape_str({batch_, model_.input_size()}));
-    SequenceIn<T, kStates> in{x, batch_, 1, nullptr, {}};
-    const Index O = model_.output_size();
-    SequenceOut<T, kStates> out{Rows<T>(out_.data(), batch_, O, Eigen::OuterStride<>(O)), {}};
-    for (std::size_t k = 0; k < static_cast<std::size_t>(kStates); ++k) {
-      in.state[k] = state_[cur_][k].data();
-      out.state[k] = state_[1 - cur_][k].data();
-    }
-    model_.forward_rows(in, out, false);
-    cur_ = 1 - cur_;
-    return ConstRows<T>(out_.data(), batch_, O, Eigen::OuterStride<>(O));
+                    detail::shape_str({batch_, input_size()}));
+    if (x.outerStride() == input_size() || batch_ == 1) return step(x.data());
+    for (Index b = 0; b < batch_; ++b)
+      std::copy(x.row(b).data(), x.row(b).data() + input_size(), x_.data() + b * input_size());
+    return step(x_.data());
   }
-  ConstRows<T> step(const T* x) {
-    const Index I = model_.input_size();
-    return step(ConstRows<T>(x, batch_, I, Eigen::OuterStride<>(I)));
+  /// The same from batch * input_size contiguous values.
+  ConstRows<T> step(const T* x) noexcept {
+    const Index B = batch_, H = hidden_;
+    const T* in = x;
+    Index ld = input_size();
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      auto& layer = layers_[l];
+      layer.project_rows(in, ld, B, a_.data());
+      const auto [prev, next] = states(l);
+      layer.step(a_.data(), B, prev, next);
+      in = next[0];
+      ld = H;
+    }
+    cur_ = 1 - cur_;
+    if (!has_head()) return ConstRows<T>(in, B, H, Eigen::OuterStride<>(H));
+    apply_head(in, B, out_.data());
+    return ConstRows<T>(out_.data(), B, head_out_, Eigen::OuterStride<>(head_out_));
+  }
+
+  /// n time steps at once: in [n, batch, input_size] -> out [n, batch, output_size], both
+  /// contiguous and time-major (step t of sample b at (t * batch + b) * features: interleaved
+  /// channels). Equals n calls of step(); faster, as the input projections and the head run
+  /// over whole blocks. in and out may not overlap.
+  void process(const T* in, Index n, T* out) noexcept {
+    const Index B = batch_, I = input_size(), O = output_size();
+    for (Index t0 = 0; t0 < n; t0 += block_) {
+      const Index m = std::min(block_, n - t0);
+      block(in + t0 * B * I, m, out + t0 * B * O);
+    }
+  }
+
+  /// Bytes the stream owns (packed weights, state and scratch).
+  std::size_t bytes() const {
+    std::size_t n = 0;
+    for (const auto& l : layers_) n += l.bytes();
+    for (const auto& side : state_)
+      for (const auto& s : side) n += sizeof(T) * s.capacity();
+    return n + head_.bytes() +
+           sizeof(T) * (a_.capacity() + seq_.capacity() + out_.capacity() + head_h_.capacity() + x_.capacity() +
+                        head_w_.capacity() + head_b_.capacity());
   }
 
  private:
-  Model& model_;
-  Index batch_;
-  std::array<std::array<detail::Buffer<T>, 2>, 2> state_;  // [current/next][h, c]
-  detail::Buffer<T> out_;
+  using Layer = detail::StreamingLayer<Cell>;
+
+  // The current and next states of layer l.
+  std::pair<typename Layer::ConstStates, typename Layer::States> states(std::size_t l) {
+    const Index off = static_cast<Index>(l) * batch_ * hidden_;
+    typename Layer::ConstStates prev{};
+    typename Layer::States next{};
+    for (std::size_t k = 0; k < static_cast<std::size_t>(kStates); ++k) {
+      prev[k] = state_[cur_][k].data() + off;
+      next[k] = state_[1 - cur_][k].data() + off;
+    }
+    return {prev, next};
+  }
+
+  // m steps, layer after layer: each layer's input projection is one GEMM over the block,
+  // then its time loop; its outputs (h per step) are the next layer's input.
+  void block(const T* in, Index m, T* out) noexcept {
+    const Index B = batch_, H = hidden_, GS = layers_.front().gate_stride();
+    const std::size_t start = cur_;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      auto& layer = layers_[l];
+      cur_ = start;
+      if (l == 0)
+        layer.project_block(in, input_size(), m * B, a_.data());
+      else
+        layer.project_block(seq_.data(), H, m * B, a_.data());
+      const bool last = l + 1 == layers_.size();
+      T* hs = last && !has_head() ? out : seq_.data();  // [m, B, H]
+      for (Index t = 0; t < m; ++t) {
+        const auto [prev, next] = states(l);
+        layer.step(a_.data() + t * B * GS, B, prev, next);
+        std::copy(next[0], next[0] + B * H, hs + t * B * H);
+        cur_ = 1 - cur_;
+      }
+    }
+    if (has_head()) apply_head(seq_.data(), m * B, out);
+  }
+
+  // y [m, head_out] = head_b + h W^T for m rows of h [m, hidden].
+  void apply_head(const T* h, Index m, T* y) noexcept {
+    const Index H = hidden_, O = head_out_, Hp = detail::PackedMatVec<T>::padded(H);
+    for (Index r = 0; r < m; ++r) {
+      if (few_outputs()) {  // one dot product each, h copied beside zero padding
+        std::copy(h + r * H, h + r * H + H, head_h_.data());
+        for (Index o = 0; o < O; ++o)
+          y[r * O + o] = head_b_[static_cast<std::size_t>(o)] +
+                         detail::PackedMatVec<T>::dot(head_w_.data() + o * Hp, head_h_.data(), Hp);
+      } else {
+        head_.apply(h + r * H, head_h_.data());
+        std::copy(head_h_.data(), head_h_.data() + O, y + r * O);
+      }
+    }
+  }
+  // Fewer outputs than half a packet: dot products beat the packed product's mostly idle lanes.
+  bool few_outputs() const { return 2 * head_out_ < detail::PackedMatVec<T>::padded(1); }
+
+  void build(Model& model, Linear<T>* head) {
+    detail::require(batch_ > 0, "Stream: batch must be positive, got ", batch_);
+    detail::require(block_ > 0, "Stream: max_block must be positive, got ", block_);
+    detail::require(model.output_size() == model.hidden_size(),
+                    "Stream: bidirectional models cannot run one step at a time");
+    if constexpr (std::is_same_v<Model, Recurrent<Cell>>)
+      detail::require(model.direction() == Direction::Forward,
+                      "Stream: a reverse layer cannot run one step at a time (it needs the future)");
+    auto p = model.named_parameters();
+    const Index L = static_cast<Index>(p.size() / 4);
+    hidden_ = model.hidden_size();
+    for (Index l = 0; l < L; ++l)
+      layers_.emplace_back(model.cell(), p[static_cast<std::size_t>(4 * l)].value.cols(), hidden_);
+    head_out_ = head ? head->out_features() : 0;
+    if (head)
+      detail::require(head->in_features() == hidden_, "Stream: the head takes ",
+                      head->in_features(), " features but the model outputs ", hidden_);
+    const Index B = batch_, GS = layers_.front().gate_stride();
+    const Index rows = detail::checked_count("Stream: max_block * batch", {block_, B}, 1);
+    for (auto& layer : layers_) layer.reserve(B, rows);
+    for (auto& side : state_)
+      for (Index k = 0; k < kStates; ++k)
+        side[static_cast<std::size_t>(k)].assign(static_cast<std::size_t>(L * B * hidden_), T(0));
+    a_.assign(static_cast<std::size_t>(detail::checked_count("Stream: block gate buffer", {rows, GS}, sizeof(T))), T(0));
+    seq_.assign(static_cast<std::size_t>(rows * hidden_), T(0));
+    out_.assign(static_cast<std::size_t>(B * output_size()), T(0));
+    head_h_.assign(static_cast<std::size_t>(std::max(detail::PackedMatVec<T>::padded(head_out_),
+                                                     detail::PackedMatVec<T>::padded(hidden_))),
+                   T(0));
+    x_.assign(static_cast<std::size_t>(B * input_size()), T(0));
+    load(model, head);
+  }
+
+  void load(Model& model, Linear<T>* head) {
+    auto p = model.named_parameters();
+    detail::require(p.size() == 4 * layers_.size() && model.hidden_size() == hidden_ &&
+                        (head ? head->out_features() : 0) == head_out_,
+                    "Stream::reload: the model (", p.size() / 4, " layers of ", model.hidden_size(),
+                    " units, head of ", head ? head->out_features() : 0,
+                    " outputs) is not the one the stream was made with (", layers_.size(),
+                    " layers of ", hidden_, " units, head of ", head_out_, " outputs)");
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      detail::require(p[4 * l].value.cols() == layers_[l].input_size(), "Stream::reload: layer ",
+                      l, " takes ", p[4 * l].value.cols(), " features, the stream's ",
+                      layers_[l].input_size());
+      layers_[l].load(p[4 * l].value.data(), p[4 * l + 1].value.data(), p[4 * l + 2].value.data(),
+                      p[4 * l + 3].value.data());
+    }
+    if (!head) return;
+    auto hp = head->named_parameters();
+    const Index H = hidden_, O = head_out_, Hp = detail::PackedMatVec<T>::padded(H);
+    head_b_.assign(static_cast<std::size_t>(O), T(0));
+    if (hp.size() > 1) std::copy(hp[1].value.data(), hp[1].value.data() + O, head_b_.begin());
+    const T* w = hp[0].value.data();  // [O, H] row-major
+    if (few_outputs()) {  // rows padded to whole packets
+      head_w_.assign(static_cast<std::size_t>(O * Hp), T(0));
+      for (Index o = 0; o < O; ++o) std::copy(w + o * H, w + o * H + H, head_w_.data() + o * Hp);
+    } else {
+      head_.pack(w, O, H, H, head_b_.data());
+    }
+  }
+
+  Index batch_, block_, hidden_ = 0, head_out_ = 0;
+  std::vector<Layer> layers_;
+  std::array<std::array<detail::Buffer<T>, kStates>, 2> state_;  // [current/next][h, c]: [L, B, H]
   std::size_t cur_ = 0;
+  detail::Buffer<T> a_;    // gate pre-activations: [rows, gate stride]
+  detail::Buffer<T> seq_;  // a layer's outputs over a block: [rows, H]
+  detail::Buffer<T> out_;  // step()'s head output [B, O]
+  detail::Buffer<T> head_h_;  // the head's padded scratch: its input (few outputs) or output
+  detail::Buffer<T> x_;    // step(ConstRows)'s input when its rows are not contiguous
+  detail::PackedMatVec<T> head_;    // the head's W and b, packed (many outputs)
+  detail::Buffer<T> head_w_, head_b_;  // W's rows padded to whole packets (few outputs), b
 };
 
 }  // namespace recur

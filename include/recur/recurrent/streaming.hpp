@@ -1,0 +1,100 @@
+// StreamingLayer<Cell>: one recurrent layer laid out for streaming — a few samples, one time
+// step at a time (recur::Stream). It is a strategy like batch_slices.hpp and unit_split.hpp,
+// for the opposite end of the sizes: no threads, no per-call packing, no caches for backward.
+// It holds its own packed copy of the layer's weights, made once (load()):
+//   W_hh^T and b_hh for the step's recurrent product  r = b_hh + h W_hh^T   (PackedMatVec),
+//   W_ih^T and b_ih for the input projection          a = b_ih + x W_ih^T   (PackedMatVec
+//     for one step of a few samples, PackedWeight's GEMM for a block of steps, where it is
+//     hoisted out of the time loop);
+// then the cell's own forward_step (the gate math, fused and vectorised in the cell) turns
+// a and r into the next state — the same cell code, so a streamed step equals that step of a
+// whole-sequence forward within float rounding. Nothing here allocates after reserve().
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "recur/cells/contract.hpp"
+#include "recur/detail/check.hpp"
+#include "recur/detail/gemm.hpp"
+#include "recur/detail/matvec.hpp"
+#include "recur/recurrent/core.hpp"
+
+namespace recur::detail {
+
+template <class Cell>
+class StreamingLayer {
+ public:
+  using T = typename Cell::Scalar;
+  static constexpr Index G = Cell::kGates, K = Cell::kStates, E = Cell::kExtra;
+  using States = std::array<T*, K>;
+  using ConstStates = std::array<const T*, K>;
+
+  StreamingLayer(const Cell& cell, Index input_size, Index hidden_size)
+      : cell_(cell), input_(input_size), hidden_(hidden_size) {}
+
+  Index input_size() const { return input_; }
+  Index hidden_size() const { return hidden_; }
+  /// Row stride of the gate buffers a and r: G*H rounded up to whole packets.
+  Index gate_stride() const { return PackedMatVec<T>::padded(G * hidden_); }
+
+  /// Packs weight_ih [G*H, input], weight_hh [G*H, H], bias_ih, bias_hh (PyTorch's four
+  /// parameters of the layer, in its gate order; row-major, contiguous).
+  void load(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh) {
+    const Index GH = G * hidden_;
+    step_ih_.pack(w_ih, GH, input_, input_, b_ih);
+    hh_.pack(w_hh, GH, hidden_, hidden_, b_hh);
+    block_ih_.pack(w_ih, GH, input_, WeightOp::Transposed);
+    b_ih_.assign(b_ih, b_ih + GH);
+    work_.assign(static_cast<std::size_t>(block_ih_.workspace_size(rows_)), T(0));  // needs the packed W
+  }
+
+  /// Scratch for steps of up to `batch` samples and blocks of up to `rows` input rows (the
+  /// GEMM's share is sized by load()).
+  void reserve(Index batch, Index rows) {
+    const Index GS = gate_stride();
+    rows_ = rows;
+    r_.assign(static_cast<std::size_t>(batch * GS), T(0));
+    extra_.assign(static_cast<std::size_t>(std::max<Index>(batch * E * hidden_, 1)), T(0));
+  }
+
+  /// a [m, gate_stride()] = b_ih + x W_ih^T for m rows of x (rows ldx apart): one
+  /// matrix-vector product per row (a step of a few samples).
+  void project_rows(const T* x, Index ldx, Index m, T* a) const noexcept {
+    for (Index b = 0; b < m; ++b) step_ih_.apply(x + b * ldx, a + b * gate_stride());
+  }
+  /// The same for a block of m <= reserve()'s rows rows: one GEMM.
+  void project_block(const T* x, Index ldx, Index m, T* a) noexcept {
+    block_ih_.multiply(x, m, ldx, a, gate_stride(), work_.data(), false,
+                       Update<T>::assign_to(b_ih_.data()));
+  }
+
+  /// One time step of B <= reserve()'s batch samples: a [B, gate_stride()] holds the projected
+  /// input (and is overwritten: the cell leaves its activations there); prev -> next, each
+  /// state [B, H] contiguous. prev and next must not overlap.
+  void step(T* a, Index B, const ConstStates& prev, const States& next) noexcept {
+    const Index H = hidden_, GS = gate_stride(), GH = G * H;
+    for (Index b = 0; b < B; ++b) hh_.apply(prev[0] + b * H, r_.data() + b * GS);
+    const Rows<T> av(a, B, GH, Eigen::OuterStride<>(GS));
+    const Rows<T> rv(r_.data(), B, GH, Eigen::OuterStride<>(GS));
+    const Rows<T> ev(extra_.data(), B, E * H, Eigen::OuterStride<>(std::max<Index>(E * H, 1)));
+    const auto pv = make_array<K>([&](std::size_t s) { return rows<T>(prev[s], B, H); });
+    const auto nv = make_array<K>([&](std::size_t s) { return rows<T>(next[s], B, H); });
+    cell_.forward_step(av, rv, pv, nv, ev);
+  }
+
+  std::size_t bytes() const {
+    return step_ih_.bytes() + hh_.bytes() + block_ih_.bytes() +
+           sizeof(T) * (b_ih_.capacity() + r_.capacity() + extra_.capacity() + work_.capacity());
+  }
+
+ private:
+  Cell cell_;
+  Index input_, hidden_, rows_ = 0;
+  PackedMatVec<T> step_ih_, hh_;
+  PackedWeight<T> block_ih_;
+  Buffer<T> b_ih_, r_, extra_, work_;
+};
+
+}  // namespace recur::detail
