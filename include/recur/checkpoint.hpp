@@ -57,6 +57,13 @@ std::map<std::string, std::string> load_model(const std::string& path,
                                               const safetensors::LoadOptions& options = {}) {
   return safetensors::load(path, values(params), options);
 }
+/// The same from a file already read.
+template <class T>
+std::map<std::string, std::string> load_model(const safetensors::File& file,
+                                              const std::vector<Parameter<T>>& params,
+                                              const safetensors::LoadOptions& options = {}) {
+  return safetensors::load(file, values(params), options);
+}
 
 /// The metadata entry `key` of the file `origin`; throws std::runtime_error when it is missing.
 inline const std::string& metadata_text(const std::map<std::string, std::string>& meta,

@@ -195,7 +195,8 @@ class Stream {
   }
 
   // m steps, layer after layer: each layer's input projection is one GEMM over the block,
-  // then its time loop; its outputs (h per step) are the next layer's input.
+  // then its time loop; its outputs (h per step, written straight into the block's sequence
+  // [m, B, H], which the next layer projects) are the next layer's input.
   void block(const T* in, Index m, T* out) noexcept {
     const Index B = batch_, H = hidden_, GS = layers_.front().gate_stride();
     const std::size_t start = cur_;
@@ -209,11 +210,15 @@ class Stream {
       const bool last = l + 1 == layers_.size();
       T* hs = last && !has_head() ? out : seq_.data();  // [m, B, H]
       for (Index t = 0; t < m; ++t) {
-        const auto [prev, next] = states(l);
+        auto [prev, next] = states(l);
+        if (t > 0) prev[0] = hs + (t - 1) * B * H;
+        next[0] = hs + t * B * H;
         layer.step(a_.data() + t * B * GS, B, prev, next);
-        std::copy(next[0], next[0] + B * H, hs + t * B * H);
         cur_ = 1 - cur_;
       }
+      // The last h is the layer's state (c, if any, is there already).
+      T* h = state_[cur_][0].data() + static_cast<Index>(l) * B * H;
+      std::copy(hs + (m - 1) * B * H, hs + m * B * H, h);
     }
     if (has_head()) apply_head(seq_.data(), m * B, out);
   }
