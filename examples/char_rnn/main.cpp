@@ -24,8 +24,8 @@
 #include <memory>
 #include <sstream>
 
-#include "cli.hpp"
-#include "log.hpp"
+#include "common/cli.hpp"
+#include "common/training_log.hpp"
 #include "model.hpp"
 #include "sampler.hpp"
 #include "text.hpp"
@@ -36,6 +36,7 @@ extern const char kBuiltinCorpus[];
 extern const std::size_t kBuiltinCorpusSize;
 
 namespace char_rnn {
+using namespace recur_examples;  // Flags, UsageError, exact, TrainingLog
 namespace {
 
 namespace fs = std::filesystem;
@@ -222,7 +223,7 @@ int train(int argc, char** argv) {
   // ---- the run's state: new, or resumed ----
   prepare_checkpoint_dir(o.checkpoint_dir);
   TrainingState state(*model, o);
-  TrainingLog log;
+  TrainingLog log("char_rnn loss (nats/char)");
   if (!o.init_from.empty() && !o.weights_only && state.resume(o.init_from)) {
     log.load(o.checkpoint_dir + "/log.csv", state.iteration);
     std::printf("resuming %s at iteration %lld\n", o.init_from.c_str(), static_cast<long long>(state.iteration));

@@ -15,10 +15,11 @@
 #include <recur/checkpoint.hpp>
 #include <recur/recur.hpp>
 
-#include "cli.hpp"
+#include "common/cli.hpp"
 #include "text.hpp"
 
 namespace char_rnn {
+using namespace recur_examples;  // Flags, UsageError, exact, TrainingLog
 
 using T = float;
 

@@ -8,9 +8,10 @@
 #include <set>
 #include <string>
 
-#include "cli.hpp"
+#include "common/cli.hpp"
 
 namespace char_rnn {
+using namespace recur_examples;  // Flags, UsageError, exact, TrainingLog
 
 struct TrainOptions {
   std::string data, model = "lstm", optimizer = "adam", checkpoint_dir = "cv", init_from;

@@ -14,11 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "cli.hpp"
+#include "common/cli.hpp"
 #include "model.hpp"
 #include "train_options.hpp"
 
 namespace char_rnn {
+using namespace recur_examples;  // Flags, UsageError, exact, TrainingLog
 
 inline std::unique_ptr<recur::Optimizer<T>> make_optimizer(const std::string& name,
                                                             std::vector<recur::Parameter<T>> params,

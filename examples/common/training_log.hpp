@@ -1,5 +1,6 @@
-// The training log: rows (iteration, seconds, train loss, val loss) kept in memory and
-// rewritten, atomically, as log.csv and as an SVG plot of both loss curves (loss.svg).
+// The examples' training log (char_rnn, amp): rows (iteration, seconds, train loss, val loss)
+// kept in memory and rewritten, atomically, as log.csv and as an SVG plot of both loss curves
+// (loss.svg) titled with what the loss is.
 #pragma once
 
 #include <algorithm>
@@ -8,11 +9,12 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <recur/safetensors.hpp>
 
-namespace char_rnn {
+namespace recur_examples {
 
 struct LogRow {
   std::int64_t iteration;
@@ -21,6 +23,9 @@ struct LogRow {
 
 class TrainingLog {
  public:
+  /// title: the plot's, e.g. "char_rnn loss (nats/char)".
+  explicit TrainingLog(std::string title) : title_(std::move(title)) {}
+
   /// Reads an existing log.csv (when resuming), keeping the rows up to `up_to` iterations.
   void load(const std::string& csv, std::int64_t up_to) {
     std::ifstream f(csv);
@@ -82,7 +87,7 @@ class TrainingLog {
     s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
       << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"" << W / 2 << "\" y=\"18\" text-anchor=\"middle\">char_rnn loss (nats/char)</text>\n";
+      << "<text x=\"" << W / 2 << "\" y=\"18\" text-anchor=\"middle\">" << title_ << "</text>\n";
     for (int k = 0; k <= 5; ++k) {  // grid and labels
       const double y = ymin + (ymax - ymin) * k / 5, x = xmax * k / 5;
       s << "<line x1=\"" << left << "\" x2=\"" << W - right << "\" y1=\"" << Y(y) << "\" y2=\""
@@ -119,7 +124,8 @@ class TrainingLog {
     return buf;
   }
 
+  std::string title_;
   std::vector<LogRow> rows_;
 };
 
-}  // namespace char_rnn
+}  // namespace recur_examples

@@ -1,4 +1,4 @@
-// A small command-line parser: --name value, --name=value and boolean --name flags, each
+// The examples' small command-line parser (char_rnn, amp): --name value, --name=value and boolean --name flags, each
 // declared with its help text; unknown flags and bad values are errors that name the flag.
 #pragma once
 
@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace char_rnn {
+namespace recur_examples {
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -126,4 +126,4 @@ class Flags {
   std::vector<std::string> given_;
 };
 
-}  // namespace char_rnn
+}  // namespace recur_examples
