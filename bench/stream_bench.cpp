@@ -163,8 +163,8 @@ void RecurBlock(benchmark::State& state) {
 BENCHMARK(Recur<recur::LSTM<float>>)->Name("Stream<LSTM>")->ArgName("H")->Arg(8)->Arg(16)->Arg(24)->Arg(32)->Arg(48)->Arg(64);
 BENCHMARK(Recur<recur::GRU<float>>)->Name("Stream<GRU>")->ArgName("H")->Arg(8)->Arg(16)->Arg(24)->Arg(32)->Arg(48)->Arg(64);
 
-BENCHMARK(RecurBlock<recur::LSTM<float>>)->Name("StreamBlock<LSTM>")->ArgNames({"H", "block"})->ArgsProduct({{8, 16, 24, 32, 48, 64}, {64}});
-BENCHMARK(RecurBlock<recur::GRU<float>>)->Name("StreamBlock<GRU>")->ArgNames({"H", "block"})->ArgsProduct({{8, 16, 24, 32, 48, 64}, {64}});
+BENCHMARK(RecurBlock<recur::LSTM<float>>)->Name("StreamBlock<LSTM>")->ArgNames({"H", "block"})->ArgsProduct({{8, 16, 24, 32, 48, 64}, {64, 512}});
+BENCHMARK(RecurBlock<recur::GRU<float>>)->Name("StreamBlock<GRU>")->ArgNames({"H", "block"})->ArgsProduct({{8, 16, 24, 32, 48, 64}, {64, 512}});
 
 }  // namespace
 
