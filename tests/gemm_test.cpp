@@ -10,6 +10,7 @@
 #include <limits>
 
 #include <recur/detail/gemm.hpp>
+#include <recur/detail/matvec.hpp>
 
 namespace {
 
@@ -97,5 +98,49 @@ TEST(PackedWeight, RepackReusesTheObject) {
     EXPECT_LE((y2 - x2 * w).cwiseAbs().maxCoeff(), 1e-12);
   }
 }
+
+
+// PackedMatVec (the streaming step's y = b + W x): every row-block shape (full blocks of 8
+// packets, the shorter last block, one packet and less), depths 1 and up (the unrolled and
+// the plain loop), with and without a bias, against Eigen in double; rows past n come out 0.
+template <class T>
+void matvec_sweep() {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(-1, 1);
+  const double tol = std::is_same_v<T, float> ? 2e-5 : 1e-13;
+  for (Index n : {1, 3, 8, 15, 16, 17, 31, 64, 100, 128, 129, 200, 256, 260})
+    for (Index k : {1, 2, 3, 5, 8, 16, 17, 33})
+      for (bool bias : {false, true}) {
+        Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> w(n, k + 2);  // ld = k + 2
+        Eigen::Matrix<T, Eigen::Dynamic, 1> b(n), x(k);
+        for (Index i = 0; i < w.size(); ++i) w.data()[i] = static_cast<T>(u(rng));
+        for (Index i = 0; i < n; ++i) b(i) = static_cast<T>(u(rng));
+        for (Index i = 0; i < k; ++i) x(i) = static_cast<T>(u(rng));
+        recur::detail::PackedMatVec<T> mv;
+        mv.pack(w.data(), n, k, k + 2, bias ? b.data() : nullptr);
+        ASSERT_GE(mv.padded_rows(), n);
+        std::vector<T, Eigen::aligned_allocator<T>> y(static_cast<std::size_t>(mv.padded_rows()), T(7));
+        mv.apply(x.data(), y.data());
+        for (Index i = 0; i < n; ++i) {
+          double want = bias ? static_cast<double>(b(i)) : 0.0;
+          for (Index j = 0; j < k; ++j) want += static_cast<double>(w(i, j)) * static_cast<double>(x(j));
+          ASSERT_NEAR(y[static_cast<std::size_t>(i)], want, tol)
+              << "n=" << n << " k=" << k << " row " << i;
+        }
+        for (Index i = n; i < mv.padded_rows(); ++i) ASSERT_EQ(y[static_cast<std::size_t>(i)], T(0));
+        // The dot product of the few-output head, over whole packets.
+        const Index np = recur::detail::PackedMatVec<T>::padded(n);
+        std::vector<T, Eigen::aligned_allocator<T>> a(static_cast<std::size_t>(np), T(0)), c(a);
+        double want = 0;
+        for (Index i = 0; i < n; ++i) {
+          a[static_cast<std::size_t>(i)] = static_cast<T>(u(rng));
+          c[static_cast<std::size_t>(i)] = static_cast<T>(u(rng));
+          want += static_cast<double>(a[static_cast<std::size_t>(i)]) * static_cast<double>(c[static_cast<std::size_t>(i)]);
+        }
+        ASSERT_NEAR(recur::detail::PackedMatVec<T>::dot(a.data(), c.data(), np), want, tol);
+      }
+}
+TEST(PackedMatVec, MatchesDoubleFloat) { matvec_sweep<float>(); }
+TEST(PackedMatVec, MatchesDoubleDouble) { matvec_sweep<double>(); }
 
 }  // namespace
