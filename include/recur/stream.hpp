@@ -146,7 +146,10 @@ class Stream {
       auto& layer = layers_[l];
       layer.project_rows(in, ld, B, a_.data());
       const auto [prev, next] = states(l);
-      layer.step(a_.data(), B, prev, next);
+      if (B == 1)
+        layer.step_one(a_.data(), prev, next);
+      else
+        layer.step(a_.data(), B, prev, next);
       in = next[0];
       ld = H;
     }
@@ -213,7 +216,10 @@ class Stream {
         auto [prev, next] = states(l);
         if (t > 0) prev[0] = hs + (t - 1) * B * H;
         next[0] = hs + t * B * H;
-        layer.step(a_.data() + t * B * GS, B, prev, next);
+        if (B == 1)
+          layer.step_one(a_.data() + t * GS, prev, next);
+        else
+          layer.step(a_.data() + t * B * GS, B, prev, next);
         cur_ = 1 - cur_;
       }
       // The last h is the layer's state (c, if any, is there already).

@@ -48,7 +48,7 @@ class PackedMatVec {
   }
 
   /// Rows rounded up to whole packets: what y must have room for.
-  static Index padded(Index n) { return (n + P - 1) / P * P; }
+  static constexpr Index padded(Index n) { return (n + P - 1) / P * P; }
   Index rows() const { return n_; }
   Index cols() const { return k_; }
   Index padded_rows() const { return np_; }
@@ -71,6 +71,15 @@ class PackedMatVec {
       default: block<7>(w, x, y + i); break;
     }
   }
+  /// The same for a matrix known to be N x K at compile time (rows() == N, cols() == K):
+  /// every loop bound a constant, the whole product unrolled.
+  template <Index N, Index K>
+  EIGEN_STRONG_INLINE void apply_fixed(const T* x, T* y) const noexcept {
+    constexpr Index NP = (N + P - 1) / P * P, FULL = NP / (MB * P) * (MB * P);
+    const T* w = data_.data();
+    for (Index i = 0; i < FULL; i += MB * P) block<MB, K>(w + i * (K + 1), x, y + i);
+    if constexpr (NP > FULL) block<static_cast<int>((NP - FULL) / P), K>(w + FULL * (K + 1), x, y + FULL);
+  }
 
   /// sum_i a[i] b[i] over np values, np a multiple of the packet size, a and b aligned: for
   /// a head of a few outputs (one dot product each; the packed product would leave all lanes
@@ -88,33 +97,35 @@ class PackedMatVec {
   }
 
  private:
-  // M packets of y from a packed block at w (bias first, then the columns, M packets each).
-  template <int M>
+  // M packets of y from a packed block at w (bias first, then the columns, M packets each);
+  // the depth is K when K > 0 (known at compile time), else cols().
+  template <int M, Index K = 0>
   EIGEN_STRONG_INLINE void block(const T* w, const T* x, T* y) const noexcept {
+    // Independent chains: about 8 accumulators in flight (FMA latency x ports).
+    constexpr int KU = M >= 4 ? 2 : M >= 2 ? 4 : 8;
     using namespace Eigen::internal;
-      // Independent chains: at least ~8 accumulators in flight (FMA latency x ports).
-      constexpr int KU = M >= 4 ? 2 : M >= 2 ? 4 : 8;
-      Packet acc[KU][M];
-      for (int r = 0; r < M; ++r) acc[0][r] = pload<Packet>(w + r * P);
-      for (int u = 1; u < KU; ++u)
-        for (int r = 0; r < M; ++r) acc[u][r] = pset1<Packet>(T(0));
-      constexpr Index W = M * P;
-      const T* col = w + W;
-      Index kk = 0;
-      for (; kk + KU <= k_; kk += KU)
-        for (int u = 0; u < KU; ++u) {
-          const Packet xk = pset1<Packet>(x[kk + u]);
-          const T* c = col + (kk + u) * W;
-          for (int r = 0; r < M; ++r) acc[u][r] = pmadd(pload<Packet>(c + r * P), xk, acc[u][r]);
-        }
-      for (; kk < k_; ++kk) {
-        const Packet xk = pset1<Packet>(x[kk]);
-        const T* c = col + kk * W;
-        for (int r = 0; r < M; ++r) acc[0][r] = pmadd(pload<Packet>(c + r * P), xk, acc[0][r]);
+    constexpr Index W = M * P;
+    const Index k = K > 0 ? K : k_;
+    Packet acc[KU][M];
+    for (int r = 0; r < M; ++r) acc[0][r] = pload<Packet>(w + r * P);
+    for (int u = 1; u < KU; ++u)
+      for (int r = 0; r < M; ++r) acc[u][r] = pset1<Packet>(T(0));
+    const T* col = w + W;
+    const Index unrolled = k / KU * KU;
+    for (Index kk = 0; kk < unrolled; kk += KU)
+      for (int u = 0; u < KU; ++u) {
+        const Packet xk = pset1<Packet>(x[kk + u]);
+        const T* c = col + (kk + u) * W;
+        for (int r = 0; r < M; ++r) acc[u][r] = pmadd(pload<Packet>(c + r * P), xk, acc[u][r]);
       }
-      for (int u = 1; u < KU; ++u)
-        for (int r = 0; r < M; ++r) acc[0][r] = padd(acc[0][r], acc[u][r]);
-      for (int r = 0; r < M; ++r) pstoreu(y + r * P, acc[0][r]);
+    for (Index kk = unrolled; kk < k; ++kk) {
+      const Packet xk = pset1<Packet>(x[kk]);
+      const T* c = col + kk * W;
+      for (int r = 0; r < M; ++r) acc[0][r] = pmadd(pload<Packet>(c + r * P), xk, acc[0][r]);
+    }
+    for (int u = 1; u < KU; ++u)
+      for (int r = 0; r < M; ++r) acc[0][r] = padd(acc[0][r], acc[u][r]);
+    for (int r = 0; r < M; ++r) pstoreu(y + r * P, acc[0][r]);
   }
 
   Index n_ = 0, k_ = 0, np_ = 0;

