@@ -46,7 +46,7 @@ def run(binary, names, pin):
         cmd = ([] if pin is None else ["taskset", "-c", str(pin)]) + [
             binary, f"--benchmark_filter=^{name}$", "--benchmark_format=json", "--benchmark_min_time=0.3"]
         for b in json.loads(sh(cmd, capture_output=True).stdout)["benchmarks"]:
-            res[b["run_name"]] = b["ns_per_sample"]
+            res[b["run_name"]] = b["ns_per_sample"] * 1e9  # the counter is in seconds
     return res
 
 

@@ -62,6 +62,8 @@ inline void write_wav(const std::string& path, const std::vector<float>& samples
   SNDFILE* f = sf_open(tmp.c_str(), SFM_WRITE, &info);
   if (!f) throw AudioError(path + ": cannot write: " + sf_strerror(nullptr));
   if (encoding != Encoding::Float32) sf_command(f, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  // No PEAK chunk: it holds the time of writing, and the same audio should be the same file.
+  sf_command(f, SFC_SET_ADD_PEAK_CHUNK, nullptr, SF_FALSE);
   const sf_count_t n = static_cast<sf_count_t>(samples.size());
   const sf_count_t put = sf_writef_float(f, samples.data(), n);
   const std::string err = sf_strerror(f);
