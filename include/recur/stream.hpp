@@ -161,8 +161,10 @@ class Stream {
 
   /// n time steps at once: in [n, batch, input_size] -> out [n, batch, output_size], both
   /// contiguous and time-major (step t of sample b at (t * batch + b) * features: interleaved
-  /// channels). Equals n calls of step(); faster, as the input projections and the head run
-  /// over whole blocks. in and out may not overlap.
+  /// channels). Equals n calls of step(); the input projections and the head run over whole
+  /// blocks (which pays where they are a real share of a step: wide inputs, large heads; at
+  /// batch 1 and a small hidden size the recurrence itself is the step, see
+  /// docs/performance.md). in and out may not overlap.
   void process(const T* in, Index n, T* out) noexcept {
     const Index B = batch_, I = input_size(), O = output_size();
     for (Index t0 = 0; t0 < n; t0 += block_) {
