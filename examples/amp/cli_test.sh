@@ -17,19 +17,7 @@ bin="$1"; work="$2"; scenario="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# A command that must fail: non-zero exit, no hang, no crash, one error line holding `want`.
-expect_error() {  # expected-substring command...
-  local want="$1"; shift
-  local err code
-  err=$(timeout 60 "$@" 2>&1 >/dev/null); code=$?
-  [ $code -ne 0 ] || fail "exit 0 for: $*"
-  [ $code -ne 124 ] || fail "hang for: $*"
-  [ $code -lt 128 ] || fail "crash ($code) for: $*: $err"
-  [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "more than one error line for: $*: $err"
-  [[ "$err" == *"$want"* ]] || fail "expected '$want' for: $* -- got: $err"
-  echo "ok ($code): $err"
-}
+source "$here/../common/cli_test_lib.sh"  # fail, expect_error
 # A 16-bit PCM WAV header + data: wav_header CHANNELS RATE DATA_BYTES
 wav_header() {
   local ch=$1 rate=$2 bytes=$3

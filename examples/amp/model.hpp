@@ -11,6 +11,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -35,18 +36,18 @@ class AmpModel {
   /// Reads a checkpoint written by save() (or a PyTorch state_dict of the same module: the
   /// cell is then told by the weights' shapes). Throws ModelError naming the file.
   static AmpModel load(const std::string& path, std::map<std::string, std::string>* meta_out = nullptr) {
-    std::map<std::string, std::string> meta;
+    std::optional<recur::safetensors::File> header;  // the header only
     try {
-      meta = recur::safetensors::File::read(path, false).metadata();
+      header.emplace(recur::safetensors::File::read(path, false));
     } catch (const std::exception& e) {
       throw ModelError(e.what());
     }
+    const std::map<std::string, std::string>& meta = header->metadata();
     std::string kind;
     if (meta.count("model")) {
       kind = meta.at("model");
     } else {  // a PyTorch state_dict: 4 gates are an LSTM, 3 a GRU
-      const auto f = recur::safetensors::File::read(path, false);
-      const auto* w = f.find("rnn.weight_hh_l0");
+      const auto* w = header->find("rnn.weight_hh_l0");
       if (w && w->shape.size() == 2 && w->shape[1] > 0)
         kind = w->shape[0] == 4 * w->shape[1] ? "lstm" : w->shape[0] == 3 * w->shape[1] ? "gru" : "";
     }

@@ -23,20 +23,7 @@ bin="$1"; work="$2"; scenario="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
 rm -rf "$work"; mkdir -p "$work"; cd "$work"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# Runs a command that must fail: non-zero exit, no hang, no crash, one error line on stderr
-# holding the expected substring.
-expect_error() {  # expected-substring command...
-  local want="$1"; shift
-  local err code
-  err=$(timeout 60 "$@" 2>&1 >/dev/null); code=$?
-  [ $code -ne 0 ] || fail "exit 0 for: $*"
-  [ $code -ne 124 ] || fail "hang for: $*"
-  [ $code -lt 128 ] || fail "crash ($code) for: $*: $err"
-  [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "more than one error line for: $*: $err"
-  [[ "$err" == *"$want"* ]] || fail "expected '$want' for: $* -- got: $err"
-  echo "ok ($code): $err"
-}
+source "$here/../common/cli_test_lib.sh"  # fail, expect_error
 # The training-state file a model file names (its header's "recur.training_state").
 state_of() {
   local n; n=$(od -An -tu8 -N8 "$1" | tr -d ' ')

@@ -94,15 +94,10 @@ class StreamingLayer {
   /// input (and is overwritten: the cell leaves its activations there); prev -> next, each
   /// state [B, H] contiguous. prev and next must not overlap.
   void step(T* a, Index B, const ConstStates& prev, const States& next) noexcept {
-    const Index H = hidden_, GS = gate_stride(), GH = G * H;
-    for (Index b = 0; b < B; ++b) hh_.apply(prev[0] + b * H, r_.data() + b * GS);
-    const Rows<T> av(a, B, GH, Eigen::OuterStride<>(GS));
-    const Rows<T> rv(r_.data(), B, GH, Eigen::OuterStride<>(GS));
-    const Rows<T> ev(extra_.data(), B, E * H, Eigen::OuterStride<>(std::max<Index>(E * H, 1)));
-    const auto pv = make_array<K>([&](std::size_t s) { return rows<T>(prev[s], B, H); });
-    const auto nv = make_array<K>([&](std::size_t s) { return rows<T>(next[s], B, H); });
-    cell_.forward_step(av, rv, pv, nv, ev);
+    for (Index b = 0; b < B; ++b) hh_.apply(prev[0] + b * hidden_, r_.data() + b * gate_stride());
+    gates(a, B, hidden_, prev, next);
   }
+
 
   /// One step of one sample: step(a, 1, prev, next), with the loops of the common hidden
   /// sizes (8-64, float: what real-time audio runs) unrolled at compile time — the packed
@@ -131,13 +126,18 @@ class StreamingLayer {
  private:
   template <Index H>
   RECUR_FLATTEN void step_fixed(T* a, const ConstStates& prev, const States& next) noexcept {
-    constexpr Index GH = G * H, GS = PackedMatVec<T>::padded(GH);
-    hh_.template apply_fixed<GH, H>(prev[0], r_.data());
-    const Rows<T> av(a, 1, GH, Eigen::OuterStride<>(GS));
-    const Rows<T> rv(r_.data(), 1, GH, Eigen::OuterStride<>(GS));
-    const Rows<T> ev(extra_.data(), 1, E * H, Eigen::OuterStride<>(std::max<Index>(E * H, 1)));
-    const auto pv = make_array<K>([&](std::size_t s) { return rows<T>(prev[s], 1, H); });
-    const auto nv = make_array<K>([&](std::size_t s) { return rows<T>(next[s], 1, H); });
+    hh_.template apply_fixed<G * H, H>(prev[0], r_.data());
+    gates(a, 1, H, prev, next);  // inlined: H a constant in the cell's loops
+  }
+  // The cell's step on a (projected input) and r_ (the recurrent product) of B samples.
+  EIGEN_STRONG_INLINE void gates(T* a, Index B, Index H, const ConstStates& prev,
+                                 const States& next) noexcept {
+    const Index GH = G * H, GS = PackedMatVec<T>::padded(GH);
+    const Rows<T> av(a, B, GH, Eigen::OuterStride<>(GS));
+    const Rows<T> rv(r_.data(), B, GH, Eigen::OuterStride<>(GS));
+    const Rows<T> ev(extra_.data(), B, E * H, Eigen::OuterStride<>(std::max<Index>(E * H, 1)));
+    const auto pv = make_array<K>([&](std::size_t s) { return rows<T>(prev[s], B, H); });
+    const auto nv = make_array<K>([&](std::size_t s) { return rows<T>(next[s], B, H); });
     cell_.forward_step(av, rv, pv, nv, ev);
   }
 
