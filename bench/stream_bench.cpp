@@ -160,6 +160,56 @@ void RecurBlock(benchmark::State& state) {
   report(state);
 }
 
+// What bounds a step on this core, measured in the same run: the vector FMA throughput (lane
+// FMAs per ns, 12 independent accumulators of Eigen's widest float packet) and the latency of
+// one dependent FMA, logistic and tanh on a packet (Eigen's packet functions, which the cells
+// use). bench/stream_compare.py turns them into the floor under each row: a step of an LSTM
+// does 4H(H+1) lane FMAs (GRU 3H(H+1)), and between two steps lie a matrix-vector product,
+// a logistic, a tanh and a few FMAs that cannot overlap.
+using Packet = Eigen::internal::packet_traits<float>::type;
+constexpr int kLanes = Eigen::internal::packet_traits<float>::size;
+
+void FmaThroughput(benchmark::State& state) {
+  using namespace Eigen::internal;
+  Packet acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = pset1<Packet>(0.001f * static_cast<float>(i));
+  const Packet a = pset1<Packet>(0.999f), b = pset1<Packet>(1e-4f);
+  constexpr int kRounds = 1024;
+  for (auto _ : state) {
+    for (int r = 0; r < kRounds; ++r) {
+      for (int i = 0; i < 12; ++i) acc[i] = pmadd(acc[i], a, b);
+    }
+    benchmark::ClobberMemory();
+  }
+  float sink = 0;
+  for (int i = 0; i < 12; ++i) sink += predux(acc[i]);
+  benchmark::DoNotOptimize(sink);
+  const double fmas = static_cast<double>(state.iterations()) * kRounds * 12 * kLanes;
+  state.counters["lane_fma_per_ns"] = benchmark::Counter(fmas * 1e-9, benchmark::Counter::kIsRate);
+}
+
+template <int kind>  // 0: FMA, 1: logistic, 2: tanh
+void ChainLatency(benchmark::State& state) {
+  using namespace Eigen::internal;
+  Packet x = pset1<Packet>(0.3f);
+  const Packet a = pset1<Packet>(0.999f), b = pset1<Packet>(1e-4f);
+  constexpr int kRounds = 1024;
+  for (auto _ : state) {
+    for (int r = 0; r < kRounds; ++r) {
+      if constexpr (kind == 0) x = pmadd(x, a, b);
+      if constexpr (kind == 1) x = Eigen::internal::scalar_logistic_op<float>().packetOp(x);
+      if constexpr (kind == 2) x = ptanh(x);
+    }
+    benchmark::DoNotOptimize(x);
+  }
+  state.counters["ns_per_op"] = benchmark::Counter(static_cast<double>(state.iterations()) * kRounds,
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(FmaThroughput)->Name("Core/fma_throughput");
+BENCHMARK(ChainLatency<0>)->Name("Core/latency:fma");
+BENCHMARK(ChainLatency<1>)->Name("Core/latency:logistic");
+BENCHMARK(ChainLatency<2>)->Name("Core/latency:tanh");
+
 BENCHMARK(Recur<recur::LSTM<float>>)->Name("Stream<LSTM>")->ArgName("H")->Arg(8)->Arg(16)->Arg(24)->Arg(32)->Arg(48)->Arg(64);
 BENCHMARK(Recur<recur::GRU<float>>)->Name("Stream<GRU>")->ArgName("H")->Arg(8)->Arg(16)->Arg(24)->Arg(32)->Arg(48)->Arg(64);
 

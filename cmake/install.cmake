@@ -13,6 +13,11 @@ if(TARGET recur_checkpoint)
   export(EXPORT recurCheckpointTargets NAMESPACE recur::
          FILE "${PROJECT_BINARY_DIR}/recurCheckpointTargets.cmake")
 endif()
+if(TARGET recur_mpi)
+  install(TARGETS recur_mpi EXPORT recurMpiTargets)
+  install(EXPORT recurMpiTargets NAMESPACE recur:: DESTINATION "${RECUR_CMAKE_DIR}")
+  export(EXPORT recurMpiTargets NAMESPACE recur:: FILE "${PROJECT_BINARY_DIR}/recurMpiTargets.cmake")
+endif()
 
 configure_package_config_file(cmake/recurConfig.cmake.in
   "${PROJECT_BINARY_DIR}/recurConfig.cmake"

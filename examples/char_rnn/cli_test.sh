@@ -18,6 +18,14 @@
 #            every pair left is whole
 # threads    --threads 1 trains on one thread (the process never has a second one), and
 #            --threads 2 on two (the control: the check can see threads)
+# mpi_equal  (with MPI; $MPIEXEC) 2 ranks x batch 4 train as 1 process x batch 8: the same
+#            validation losses and checkpoint names (4 decimals), the same greedy text; one
+#            report (rank 0's)
+# mpi_resume a 2-rank run resumed from its mid-run checkpoint under 2 ranks ends with the same
+#            weights byte for byte; resumed on 1 process, with the same losses
+# mpi_fail   a rank killed with SIGKILL, or failing (a save past the file-size limit), ends
+#            the whole job with a non-zero exit within 60 s; a batch that does not divide among
+#            the ranks is one error line
 set -uo pipefail
 bin="$1"; work="$2"; scenario="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -239,6 +247,77 @@ full_file)
   [ "$(ls -a cv | grep -c '\.tmp\.')" -eq 0 ] || fail "temporary files left: $(ls -a cv)"
   "$bin" check cv >/dev/null || fail "a pair is broken after the failed save"
   echo "full_file: $err"
+  ;;
+mpi_equal)
+  make_text
+  args=("${small[@]}" --num-layers 2 --max-iters 30 --eval-every 15 --threads 1)
+  timeout 300 "$bin" train "${args[@]}" --checkpoint-dir one > one.txt || fail "1 process failed"
+  timeout 300 "$MPIEXEC" -n 2 "$bin" train "${args[@]}" --checkpoint-dir two > two.txt || fail "2 ranks failed"
+  cat two.txt
+  grep -q "2 MPI ranks of 4 streams" two.txt || fail "did not run on 2 ranks"
+  [ "$(grep -c '^model:' two.txt)" -eq 1 ] || fail "more than one rank reported"
+  diff <(grep "validation loss" one.txt) <(grep "validation loss" two.txt) || fail "validation losses differ"
+  diff <(cd one && ls lm_* | grep -v optim) <(cd two && ls lm_* | grep -v optim) ||
+    fail "checkpoints differ (names hold epoch and loss)"
+  final=$(cd one && ls lm_*_epoch*.safetensors | grep -v optim | sort | tail -1)
+  "$bin" sample --checkpoint "one/$final" --argmax --length 300 > s1.txt || fail "sample 1"
+  "$bin" sample --checkpoint "two/$final" --argmax --length 300 > s2.txt || fail "sample 2"
+  cmp s1.txt s2.txt || fail "the greedy texts differ"
+  ;;
+mpi_resume)
+  make_text
+  args=("${small[@]}" --num-layers 2 --max-iters 40 --eval-every 20 --threads 1)
+  timeout 300 "$MPIEXEC" -n 2 "$bin" train "${args[@]}" --checkpoint-dir a > a.txt || fail "first run failed"
+  mid=$(ls a/lm_*_epoch*.safetensors | grep -v optim | sort | head -1)
+  final=$(ls a/lm_*_epoch*.safetensors | grep -v optim | sort | tail -1)
+  [ "$mid" != "$final" ] || fail "expected two checkpoints"
+  for d in b c; do mkdir $d && cp "$mid" "${mid%.safetensors}".s*.optim.safetensors $d/; done
+  timeout 300 "$MPIEXEC" -n 2 "$bin" train "${args[@]}" --checkpoint-dir b --init-from "b/$(basename "$mid")" > b.txt ||
+    fail "resumed run failed"
+  grep -q "resuming" b.txt || fail "did not resume"
+  cmp <(data_of "$final") <(data_of "b/$(basename "$final")") || fail "the resumed 2-rank run ended with different weights"
+  timeout 300 "$bin" train "${args[@]}" --checkpoint-dir c --init-from "c/$(basename "$mid")" > c.txt ||
+    fail "resumed on 1 process failed"
+  [ -f "c/$(basename "$final")" ] || fail "resumed on 1 process: not the same final loss ($(ls c))"
+  ;;
+mpi_fail)
+  make_text
+  args=("${small[@]}" --rnn-size 64 --max-epochs 100000 --eval-every 50)
+  # A rank killed: the job ends, non-zero, within 60 s.
+  timeout 120 "$MPIEXEC" -n 2 "$bin" train "${args[@]}" --max-seconds 300 --checkpoint-dir k > k.txt 2> k.err &
+  job=$!
+  for _ in $(seq 1 200); do ls k/lm_* >/dev/null 2>&1 && break; sleep 0.1; done
+  victim=""
+  for p in $(pgrep -f "$bin train"); do
+    if { tr '\0' '\n' < "/proc/$p/environ"; } 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=1$'; then victim=$p; fi
+  done
+  [ -n "$victim" ] || fail "no rank 1 process found"
+  start=$(date +%s)
+  kill -9 "$victim"
+  wait "$job"; code=$?
+  took=$(( $(date +%s) - start ))
+  echo "killed rank 1: the job ended with exit $code after ${took} s"
+  [ $code -ne 0 ] || fail "exit 0 after a rank was killed"
+  [ $code -ne 124 ] || fail "the job hung after a rank was killed"
+  [ $took -le 60 ] || fail "the job took $took s to end"
+  # A rank failing: rank 0's next save, once its checkpoint folder is a file (rank 1 waits
+  # for it in a collective).
+  timeout 120 "$MPIEXEC" -n 2 "$bin" train "${args[@]}" --max-seconds 300 --checkpoint-dir f > f.txt 2> f.err &
+  job=$!
+  for _ in $(seq 1 200); do ls f/lm_* >/dev/null 2>&1 && break; sleep 0.1; done
+  mv f f.gone && touch f
+  start=$(date +%s)
+  wait "$job"; code=$?
+  took=$(( $(date +%s) - start ))
+  echo "failed save: exit $code after ${took} s: $(grep -m1 'error' f.err)"
+  [ $code -ne 0 ] && [ $code -ne 124 ] || fail "exit $code after a failed save"
+  [ $took -le 60 ] || fail "the job took $took s to end"
+  [ "$(grep -c 'char_rnn train: error: rank 0:' f.err)" -eq 1 ] || fail "no error line from rank 0: $(cat f.err)"
+  # A batch that does not divide among the ranks.
+  timeout 60 "$MPIEXEC" -n 2 "$bin" train "${small[@]}" --batch-size 7 --checkpoint-dir d > d.txt 2> d.err
+  code=$?
+  [ $code -ne 0 ] && [ $code -ne 124 ] || fail "exit $code for --batch-size 7 on 2 ranks"
+  [ "$(grep -c 'does not divide among 2 ranks' d.err)" -eq 1 ] || fail "not one error line: $(cat d.err)"
   ;;
 *)
   fail "unknown scenario $scenario"

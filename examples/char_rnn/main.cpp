@@ -24,6 +24,7 @@
 #include <memory>
 #include <sstream>
 
+#include "cluster.hpp"
 #include "common/cli.hpp"
 #include "common/training_log.hpp"
 #include "model.hpp"
@@ -86,7 +87,7 @@ void prepare_checkpoint_dir(const std::string& dir) {
 // What a run would allocate at least (parameters with their gradients and optimizer slots,
 // the layers' caches, the logits and their gradient), checked against the machine's memory
 // before anything is built: a model that cannot fit is a message, not std::bad_alloc.
-void check_memory(const TrainOptions& o, Index vocab) {
+void check_memory(const TrainOptions& o, Index vocab, Index rows_per_process) {
   Hyper h;
   h.model = o.model;
   h.rnn_size = o.rnn_size;
@@ -95,7 +96,7 @@ void check_memory(const TrainOptions& o, Index vocab) {
   const double params = static_cast<double>(CharModel::parameter_count(h, vocab));
   const double slots = o.optimizer == "adam" ? 2 : o.optimizer == "sgd" ? 0 : 1;
   const double G = o.model == "lstm" ? 4 : o.model == "gru" ? 3 : 1;
-  const double rows = static_cast<double>(o.batch_size) * static_cast<double>(o.seq_length);
+  const double rows = static_cast<double>(rows_per_process) * static_cast<double>(o.seq_length);
   const double bytes = sizeof(T) * ((2 + slots) * params +
                                     rows * static_cast<double>(o.num_layers * o.rnn_size) * (G + 4) +
                                     rows * static_cast<double>(vocab) * 3);
@@ -109,8 +110,9 @@ void check_memory(const TrainOptions& o, Index vocab) {
                              " MiB; use a smaller --rnn-size, --num-layers, --batch-size or --seq-length");
 }
 
-// Mean nats/char of the model over `streams` (eval mode, state carried across chunks).
-double evaluate(CharModel& m, const Streams& streams) {
+// Mean nats/char of the model over `streams` (eval mode, state carried across chunks), over
+// every rank's streams.
+double evaluate(CharModel& m, const Streams& streams, const Cluster& cluster) {
   m.train(false);
   recur::State<T> state;
   recur::Tokens x, y;
@@ -123,7 +125,7 @@ double evaluate(CharModel& m, const Streams& streams) {
     count += r.count;
   }
   m.train(true);
-  return count ? total / static_cast<double>(count) : std::nan("");
+  return cluster.mean(count ? total / static_cast<double>(count) : std::nan(""), static_cast<double>(count));
 }
 
 std::string sample_text(CharModel& m, Index first, Index length, std::uint64_t seed) {
@@ -181,10 +183,22 @@ double unigram_entropy(const std::vector<std::int32_t>& ids, Index vocab_size) {
   return h;
 }
 
-int train(int argc, char** argv) {
+int train(int argc, char** argv, Cluster& cluster) {
   const auto parsed = parse_train_options(argc, argv);
   if (!parsed) return 0;  // --help
-  const TrainOptions& o = *parsed;
+  TrainOptions o = *parsed;
+  // Under MPI (mpirun -np N): --batch-size is the global batch, each rank trains B / N of its
+  // streams; rank 0 alone prints, logs and writes checkpoints. The ranks draw dropout masks
+  // from their own generators (the weights are rank 0's, broadcast).
+  const int ranks = cluster.size(), rank = cluster.rank();
+  if (o.batch_size % ranks != 0)
+    throw UsageError("--batch-size " + std::to_string(o.batch_size) + " does not divide among " +
+                     std::to_string(ranks) + " ranks (each trains batch-size / ranks streams)");
+  const Index per_rank = o.batch_size / ranks;
+  if (!cluster.root()) {
+    o.quiet = true;
+    o.seed += 7919 * rank;
+  }
   // recur's layers and Eigen's own products: o.threads threads (0: every core).
   recur::set_num_threads(static_cast<int>(o.threads));
   Eigen::setNbThreads(recur::num_threads());
@@ -198,22 +212,26 @@ int train(int argc, char** argv) {
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(origin + ": " + e.what());
   }
-  if (o.init_from.empty()) check_memory(o, static_cast<Index>(Vocab::of(chars).size()));
+  if (o.init_from.empty()) check_memory(o, static_cast<Index>(Vocab::of(chars).size()), per_rank);
   std::unique_ptr<CharModel> model = make_model(o, chars, origin);
   const Vocab& vocab = model->vocab();
   const auto ids = vocab.encode(chars);
   const auto n_val = static_cast<std::size_t>(static_cast<double>(ids.size()) * o.val_frac);
   const std::vector<std::int32_t> train_ids(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(n_val));
   const std::vector<std::int32_t> val_ids(ids.end() - static_cast<std::ptrdiff_t>(n_val), ids.end());
-  const Streams train_streams(train_ids, o.batch_size, o.seq_length);
+  const Streams train_streams(train_ids, o.batch_size, o.seq_length, per_rank * rank, per_rank);
   if (train_streams.full_chunks() < 1)
     throw std::runtime_error(origin + ": " + std::to_string(train_ids.size()) +
                              " training characters are fewer than one batch needs (batch-size " +
                              std::to_string(o.batch_size) + " x (seq-length " + std::to_string(o.seq_length) +
                              " + 1) = " + std::to_string(o.batch_size * (o.seq_length + 1)) + ")");
   const Index val_batch = std::max<Index>(1, std::min<Index>(o.batch_size, static_cast<Index>(val_ids.size()) / (o.seq_length + 1)));
-  const Streams val_streams = val_ids.size() >= 2 ? Streams(val_ids, val_batch, o.seq_length) : Streams();
-  const bool has_val = val_streams.chunks() > 0;
+  const bool has_val = val_ids.size() >= 2 && Streams(val_ids, val_batch, o.seq_length).chunks() > 0;
+  // This rank's share of the validation streams (possibly none: its count is then 0).
+  const Index val_first = val_batch * rank / ranks, val_rows = val_batch * (rank + 1) / ranks - val_first;
+  const Streams val_streams = has_val && val_rows > 0
+                                  ? Streams(val_ids, val_batch, o.seq_length, val_first, val_rows)
+                                  : Streams();
   const Index per_epoch = train_streams.full_chunks();
   const std::int64_t all_epochs = per_epoch > std::numeric_limits<std::int64_t>::max() / o.max_epochs
                                      ? std::numeric_limits<std::int64_t>::max()
@@ -221,11 +239,13 @@ int train(int argc, char** argv) {
   const std::int64_t total_iters = o.max_iters > 0 ? std::min<std::int64_t>(o.max_iters, all_epochs) : all_epochs;
 
   // ---- the run's state: new, or resumed ----
-  prepare_checkpoint_dir(o.checkpoint_dir);
-  TrainingState state(*model, o);
+  if (cluster.root()) prepare_checkpoint_dir(o.checkpoint_dir);
+  TrainingState state(*model, o, cluster);
   TrainingLog log("char_rnn loss (nats/char)");
-  if (!o.init_from.empty() && !o.weights_only && state.resume(o.init_from)) {
-    log.load(o.checkpoint_dir + "/log.csv", state.iteration);
+  const bool resumed = !o.init_from.empty() && !o.weights_only && state.resume(o.init_from);
+  cluster.broadcast(state.params(), resumed ? &state.optimizer() : nullptr);  // rank 0's, everywhere
+  if (resumed) {
+    if (cluster.root()) log.load(o.checkpoint_dir + "/log.csv", state.iteration);
     std::printf("resuming %s at iteration %lld\n", o.init_from.c_str(), static_cast<long long>(state.iteration));
   } else if (!o.init_from.empty()) {
     std::printf("starting from the weights of %s (%s: fresh optimizer, iteration 0)\n", o.init_from.c_str(),
@@ -241,10 +261,13 @@ int train(int argc, char** argv) {
   std::printf("model: %s, %lld x %lld, embedding %lld, dropout %g; %zu parameters\n", h.model.c_str(),
               static_cast<long long>(h.num_layers), static_cast<long long>(h.rnn_size),
               static_cast<long long>(h.embedding_size), h.dropout, n_params);
-  std::printf("training: %lld iterations (%lld per epoch), batch %lld x %lld, %s lr %g, clip %g, %d threads\n",
+  std::printf("training: %lld iterations (%lld per epoch), batch %lld x %lld, %s lr %g, clip %g, %d threads%s\n",
               static_cast<long long>(total_iters), static_cast<long long>(per_epoch),
               static_cast<long long>(o.batch_size), static_cast<long long>(o.seq_length), o.optimizer.c_str(),
-              o.learning_rate, o.grad_clip, recur::num_threads());
+              o.learning_rate, o.grad_clip, recur::num_threads(),
+              ranks > 1 ? (" per rank, " + std::to_string(ranks) + " MPI ranks of " + std::to_string(per_rank) +
+                           " streams").c_str()
+                        : "");
   std::fflush(stdout);
 
   const auto start = Clock::now();
@@ -256,7 +279,7 @@ int train(int argc, char** argv) {
   // Evaluation, then a checkpoint (model + training state, best.* when it is the best) and
   // the log; returns the checkpoint's path.
   auto evaluate_and_save = [&](bool announce) {
-    const double val = has_val ? evaluate(*model, val_streams) : std::nan("");
+    const double val = has_val ? evaluate(*model, val_streams, cluster) : std::nan("");
     const std::string when = announce ? "iteration " + std::to_string(state.iteration) + ": " : "";
     if (has_val)
       std::printf("%svalidation loss %.4f nats/char (%.4f bits/char)\n", when.c_str(), val, val / std::log(2.0));
@@ -273,7 +296,7 @@ int train(int argc, char** argv) {
                 {"seq_length", std::to_string(o.seq_length)},
                 {"batch_size", std::to_string(o.batch_size)}},
                score, seconds());
-    log.write(o.checkpoint_dir);
+    if (cluster.root()) log.write(o.checkpoint_dir);
     return path;
   };
 
@@ -285,12 +308,10 @@ int train(int argc, char** argv) {
   double train_seconds = 0;
   std::string stop_reason = "done";
   while (state.iteration < total_iters) {
-    if (interrupted) {
-      stop_reason = "interrupted";
-      break;
-    }
-    if (o.max_seconds > 0 && seconds() >= o.max_seconds) {
-      stop_reason = "time budget reached";
+    // Every rank stops at the same iteration (under MPI: when any rank would).
+    const bool out_of_time = o.max_seconds > 0 && seconds() >= o.max_seconds;
+    if (cluster.any(interrupted || out_of_time)) {
+      stop_reason = interrupted ? "interrupted" : "time budget reached";
       break;
     }
     const Index chunk = state.iteration % per_epoch;
@@ -298,9 +319,10 @@ int train(int argc, char** argv) {
     state.optimizer().set_lr(lr_at(state.iteration));
     const auto t0 = Clock::now();
     train_streams.chunk(chunk, x, y);
-    const double loss = train_step(*model, state, x, y, o.grad_clip);
-    if (!std::isfinite(loss)) {
-      std::fprintf(stderr, "%serror: the training loss is %g at iteration %lld: training diverged; try a lower "
+    const double loss = train_step(*model, state, x, y, o.grad_clip, cluster);
+    if (!std::isfinite(loss)) {  // the same loss on every rank: they all stop here
+      if (cluster.root())
+        std::fprintf(stderr, "%serror: the training loss is %g at iteration %lld: training diverged; try a lower "
                    "--learning-rate or --grad-clip\n", progress.tty() ? "\n" : "", loss,
                    static_cast<long long>(state.iteration));
       return 1;
@@ -314,7 +336,7 @@ int train(int argc, char** argv) {
       progress.break_line();
       const std::string path = evaluate_and_save(true);
       saved_at = it;
-      if (o.sample_length > 0) {
+      if (o.sample_length > 0 && cluster.root()) {
         const Index first = vocab.contains("\n") ? vocab.id("\n") : 0;
         std::printf("sample: %s\n", sample_text(*model, first, o.sample_length, 7).c_str());
       }
@@ -332,6 +354,10 @@ int train(int argc, char** argv) {
   const double tps = static_cast<double>(done_here * o.batch_size * o.seq_length) / std::max(train_seconds, 1e-9);
   std::printf("trained %lld iterations, %.0f chars/s; best loss %.4f; log and plot in %s\n",
               static_cast<long long>(done_here), tps, state.best, o.checkpoint_dir.c_str());
+  if (ranks > 1)
+    std::printf("MPI: %d ranks; gradient allreduce %.2f ms per iteration (%.1f%% of the training time)\n", ranks,
+                1e3 * cluster.reduce_seconds() / static_cast<double>(std::max<std::int64_t>(done_here, 1)),
+                100 * cluster.reduce_seconds() / std::max(train_seconds, 1e-9));
   check_stdout();
   return stop_reason == "interrupted" ? 130 : 0;
 }
@@ -449,6 +475,10 @@ int check(int argc, char** argv) {
   return bad ? 1 : 0;
 }
 
+std::string rank_prefix(const Cluster& cluster) {
+  return cluster.size() > 1 ? "rank " + std::to_string(cluster.rank()) + ": " : "";
+}
+
 const char* kUsage =
     "usage: char_rnn <command> [options]\n\n"
     "commands:\n"
@@ -462,26 +492,34 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
   using namespace char_rnn;
+  Cluster cluster(&argc, &argv);  // an MPI job under mpirun (built with MPI), else one process
+  if (!cluster.root() && !std::freopen("/dev/null", "w", stdout)) {  // rank 0 alone reports
+    std::fprintf(stderr, "char_rnn: rank %d: cannot silence its standard output\n", cluster.rank());
+    return 1;
+  }
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
   try {
-    if (cmd == "train") return train(argc, argv);
+    if (cmd == "train") return train(argc, argv, cluster);
     if (cmd == "sample") return sample(argc, argv);
     if (cmd == "check") return check(argc, argv);
     std::fprintf(stderr, "char_rnn: unknown command '%s' (train, sample or check; see char_rnn --help)\n", cmd.c_str());
     return 2;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "char_rnn %s: error: out of memory (the model or the text is too large for this machine)\n",
-                 cmd.c_str());
+    std::fprintf(stderr, "char_rnn %s: error: %sout of memory (the model or the text is too large for this machine)\n",
+                 cmd.c_str(), rank_prefix(cluster).c_str());
+    cluster.abort_job(1);
     return 1;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "char_rnn %s: %s\n", cmd.c_str(), e.what());
+  } catch (const UsageError& e) {  // the same on every rank (the same flags): rank 0 says it
+    if (cluster.root()) std::fprintf(stderr, "char_rnn %s: %s\n", cmd.c_str(), e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "char_rnn %s: error: %s\n", cmd.c_str(), e.what());
+    // Under MPI: this rank failed; the others would wait for it forever. End the job.
+    std::fprintf(stderr, "char_rnn %s: error: %s%s\n", cmd.c_str(), rank_prefix(cluster).c_str(), e.what());
+    cluster.abort_job(1);
     return 1;
   }
 }

@@ -108,11 +108,20 @@ class Vocab {
 class Streams {
  public:
   Streams() = default;
-  Streams(const std::vector<std::int32_t>& ids, Index batch, Index seq)
-      : batch_(batch), seq_(seq), length_(batch > 0 ? static_cast<Index>(ids.size()) / batch : 0) {
+  /// The text cut into `batch` streams; chunk() gives the rows [first, first + rows) of them
+  /// (rows < 0: all; under MPI each rank takes its share of the streams).
+  Streams(const std::vector<std::int32_t>& ids, Index batch, Index seq, Index first = 0, Index rows = -1)
+      : batch_(rows < 0 ? batch : rows),
+        first_(first),
+        seq_(seq),
+        length_(batch > 0 ? static_cast<Index>(ids.size()) / batch : 0) {
     if (batch <= 0 || seq <= 0) throw std::invalid_argument("batch and sequence length must be positive");
-    data_.assign(ids.begin(), ids.begin() + batch_ * length_);
+    if (first < 0 || batch_ < 0 || first + batch_ > batch)
+      throw std::invalid_argument("streams [" + std::to_string(first) + ", " + std::to_string(first + batch_) +
+                                  ") are not among the " + std::to_string(batch));
+    data_.assign(ids.begin(), ids.begin() + batch * length_);
   }
+  /// The streams chunk() gives (rows of a chunk).
   Index batch() const { return batch_; }
   Index seq() const { return seq_; }
   /// Chunks of exactly seq steps (the training batches of one epoch).
@@ -128,14 +137,14 @@ class Streams {
     y.resize(batch_, S);
     for (Index b = 0; b < batch_; ++b)
       for (Index t = 0; t < S; ++t) {
-        const std::size_t at = static_cast<std::size_t>(b * length_ + i * seq_ + t);
+        const std::size_t at = static_cast<std::size_t>((first_ + b) * length_ + i * seq_ + t);
         x(b, t) = data_[at];
         y(b, t) = data_[at + 1];
       }
   }
 
  private:
-  Index batch_ = 0, seq_ = 0, length_ = 0;
+  Index batch_ = 0, first_ = 0, seq_ = 0, length_ = 0;
   std::vector<std::int32_t> data_;
 };
 

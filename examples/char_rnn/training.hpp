@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster.hpp"
 #include "common/cli.hpp"
 #include "model.hpp"
 #include "train_options.hpp"
@@ -53,11 +54,16 @@ inline std::unique_ptr<recur::Optimizer<T>> make_optimizer(const std::string& na
 /// state carried from chunk to chunk. save() writes the model file and this state as one
 /// checkpoint (recur::save_checkpoint: a reader never pairs files of different saves);
 /// resume() reads back exactly what save() wrote.
+///
+/// Under MPI each rank carries the state of its rows of the batch (--batch-size / ranks); a
+/// checkpoint holds the whole batch's (gathered on rank 0, which writes), so it resumes on
+/// any number of ranks that divides the batch, or on one process.
 class TrainingState {
  public:
-  TrainingState(CharModel& model, const TrainOptions& o)
+  TrainingState(CharModel& model, const TrainOptions& o, const Cluster& cluster = single())
       : model_(model),
-        batch_(o.batch_size),
+        cluster_(cluster),
+        batch_(o.batch_size / cluster.size()),
         params_(model.parameters()),
         optimizer_(make_optimizer(o.optimizer, params_, o.learning_rate)) {
     zero_carried();
@@ -87,8 +93,13 @@ class TrainingState {
   /// (a weights-only file). Throws when that state is missing, from another save, or not a
   /// char_rnn state of this run's shape (--batch-size must match the carried state's).
   bool resume(const std::string& model_path) {
-    const auto meta = recur::load_training_state(model_path, *optimizer_, carried_refs());
+    const Hyper& h = model_.hyper();
+    recur::Tensor3<T> all_h(h.num_layers, batch_ * cluster_.size(), h.rnn_size), all_c;
+    if (carried.c.size()) all_c.resize(all_h.dimensions());
+    const auto meta = recur::load_training_state(model_path, *optimizer_, refs(all_h, all_c));
     if (!meta) return false;
+    rows_of(all_h, carried.h);
+    if (carried.c.size()) rows_of(all_c, carried.c);
     const std::string origin = model_path + "'s training state";
     iteration = recur::metadata_integer(*meta, "iteration", origin, 0,
                                         std::numeric_limits<std::int64_t>::max());
@@ -108,8 +119,17 @@ class TrainingState {
   /// Writes the model to `model_path` (with `model_meta`) and this state with it; `score`
   /// (the validation loss, else the smoothed training loss) updates the best loss, and a new
   /// best is also written as best.safetensors in the same folder.
+  /// Under MPI every rank calls it (the carried state is gathered); rank 0 writes, the others
+  /// wait until it has.
   void save(const std::string& model_path, const std::map<std::string, std::string>& model_meta,
             double score, double seconds) {
+    cluster_.gather_rows(carried.h, all_h_);
+    if (carried.c.size()) cluster_.gather_rows(carried.c, all_c_);
+    if (!cluster_.root()) {
+      if (score < best) best = score;
+      cluster_.barrier();
+      return;
+    }
     const bool is_best = score < best;
     if (is_best) best = score;
     std::map<std::string, std::string> meta = model_.rng_states();
@@ -123,38 +143,56 @@ class TrainingState {
       const std::string dir = slash == std::string::npos ? "" : model_path.substr(0, slash + 1);
       write(dir + "best.safetensors", model_meta, meta);
     }
+    cluster_.barrier();
   }
 
  private:
   void write(const std::string& path, const std::map<std::string, std::string>& model_meta,
              const std::map<std::string, std::string>& meta) {
     recur::save_checkpoint(path, params_, *optimizer_, model_.metadata(model_meta), meta,
-                           carried_refs());
+                           refs(all_h_, all_c_));
   }
-  // The carried hidden state as named tensors (for the training-state file).
-  std::vector<recur::TensorRef<T>> carried_refs() {
+  // A carried hidden state of the whole batch as named tensors (for the training-state file).
+  static std::vector<recur::TensorRef<T>> refs(recur::Tensor3<T>& h, recur::Tensor3<T>& c) {
     auto ref = [](const char* name, recur::Tensor3<T>& t) {
       return recur::TensorRef<T>{name, {t.dimension(0), t.dimension(1), t.dimension(2)}, t.data()};
     };
-    std::vector<recur::TensorRef<T>> out{ref("carried.h", carried.h)};
-    if (carried.c.size()) out.push_back(ref("carried.c", carried.c));
+    std::vector<recur::TensorRef<T>> out{ref("carried.h", h)};
+    if (c.size()) out.push_back(ref("carried.c", c));
     return out;
+  }
+  // This rank's rows of a whole batch's state.
+  void rows_of(const recur::Tensor3<T>& all, recur::Tensor3<T>& mine) const {
+    const Index first = batch_ * cluster_.rank();
+    for (Index l = 0; l < mine.dimension(0); ++l)
+      for (Index b = 0; b < batch_; ++b)
+        for (Index j = 0; j < mine.dimension(2); ++j) mine(l, b, j) = all(l, first + b, j);
+  }
+  static const Cluster& single() {
+    static const Cluster one;
+    return one;
   }
 
   CharModel& model_;
-  Index batch_;
+  const Cluster& cluster_;
+  Index batch_;  // this rank's rows
+  recur::Tensor3<T> all_h_, all_c_;  // the whole batch's carried state, for a checkpoint
   std::vector<recur::Parameter<T>> params_;
   std::unique_ptr<recur::Optimizer<T>> optimizer_;
 };
 
 /// One iteration of truncated BPTT on a chunk: forward from the carried state (which it
-/// advances), cross-entropy, backward, gradient clipping, optimizer step. Returns the loss.
+/// advances), cross-entropy, backward, the gradients averaged over the ranks (MPI), gradient
+/// clipping, optimizer step. Returns the loss (the mean over every rank's tokens); when it is
+/// not finite, no step is taken (on any rank: they all see the same loss).
 inline double train_step(CharModel& model, TrainingState& s, const recur::Tokens& x,
-                         const recur::Tokens& y, double grad_clip) {
+                         const recur::Tokens& y, double grad_clip, Cluster& cluster) {
   s.optimizer().zero_grad();
   auto r = recur::cross_entropy(model.forward(x, s.carried), y);
-  if (!std::isfinite(r.loss)) return r.loss;
+  if (cluster.size() == 1 && !std::isfinite(r.loss)) return r.loss;
   model.backward(r.d_logits);
+  r.loss = cluster.average(s.params(), r.loss, static_cast<double>(r.count));
+  if (!std::isfinite(r.loss)) return r.loss;
   if (grad_clip > 0) recur::clip_grad_norm(s.params(), grad_clip);
   s.optimizer().step();
   ++s.iteration;

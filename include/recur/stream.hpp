@@ -235,11 +235,10 @@ class Stream {
   void apply_head(const T* h, Index m, T* y) noexcept {
     const Index H = hidden_, O = head_out_, Hp = detail::PackedMatVec<T>::padded(H);
     for (Index r = 0; r < m; ++r) {
-      if (few_outputs()) {  // one dot product each, h copied beside zero padding
-        std::copy(h + r * H, h + r * H + H, head_h_.data());
+      if (few_outputs()) {  // one dot product each
         for (Index o = 0; o < O; ++o)
           y[r * O + o] = head_b_[static_cast<std::size_t>(o)] +
-                         detail::PackedMatVec<T>::dot(head_w_.data() + o * Hp, head_h_.data(), Hp);
+                         detail::PackedMatVec<T>::dot(head_w_.data() + o * Hp, h + r * H, H);
       } else {
         head_.apply(h + r * H, head_h_.data());
         std::copy(head_h_.data(), head_h_.data() + O, y + r * O);

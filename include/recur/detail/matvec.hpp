@@ -26,6 +26,8 @@ template <typename T>
 class PackedMatVec {
   using Packet = typename Eigen::internal::packet_traits<T>::type;
   static constexpr Index P = Eigen::internal::unpacket_traits<Packet>::size;
+  using Half = typename Eigen::internal::packet_traits<T>::half;  // e.g. 8 floats under AVX-512
+  static constexpr Index kHalf = Eigen::internal::unpacket_traits<Half>::size;
   // Packets per row block: with 32 vector registers 8 accumulators, 8 weight packets in
   // flight and the broadcast fit; with 16, half as many.
   static constexpr int MB = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 4;
@@ -81,19 +83,31 @@ class PackedMatVec {
     if constexpr (NP > FULL) block<static_cast<int>((NP - FULL) / P), K>(w + FULL * (K + 1), x, y + FULL);
   }
 
-  /// sum_i a[i] b[i] over np values, np a multiple of the packet size, a and b aligned: for
-  /// a head of a few outputs (one dot product each; the packed product would leave all lanes
-  /// but one idle). Two accumulators, then one horizontal sum.
-  static T dot(const T* a, const T* b, Index np) noexcept {
+  /// sum_i a[i] b[i] over n values, any alignment: for a head of a few outputs (one dot
+  /// product each; the packed product would leave all lanes but one idle). Whole packets in
+  /// two accumulators, then a half packet and single values: h is read where it is (copying
+  /// it beside zero padding first stalled every load on the copy's stores).
+  static T dot(const T* a, const T* b, Index n) noexcept {
     using namespace Eigen::internal;
     Packet s0 = pset1<Packet>(T(0)), s1 = pset1<Packet>(T(0));
     Index i = 0;
-    for (; i + 2 * P <= np; i += 2 * P) {
-      s0 = pmadd(pload<Packet>(a + i), pload<Packet>(b + i), s0);
-      s1 = pmadd(pload<Packet>(a + i + P), pload<Packet>(b + i + P), s1);
+    for (; i + 2 * P <= n; i += 2 * P) {
+      s0 = pmadd(ploadu<Packet>(a + i), ploadu<Packet>(b + i), s0);
+      s1 = pmadd(ploadu<Packet>(a + i + P), ploadu<Packet>(b + i + P), s1);
     }
-    if (i < np) s0 = pmadd(pload<Packet>(a + i), pload<Packet>(b + i), s0);
-    return predux(padd(s0, s1));
+    if (i + P <= n) {
+      s0 = pmadd(ploadu<Packet>(a + i), ploadu<Packet>(b + i), s0);
+      i += P;
+    }
+    T s = predux(padd(s0, s1));
+    if constexpr (kHalf < P) {
+      if (i + kHalf <= n) {
+        s += predux(pmul(ploadu<Half>(a + i), ploadu<Half>(b + i)));
+        i += kHalf;
+      }
+    }
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
   }
 
  private:
