@@ -19,6 +19,14 @@
 // MPI's message (the communicator is set to return errors, not to abort).
 #pragma once
 
+// The C API only: MPI's deprecated C++ bindings (removed in MPI-3; Open MPI and MPICH still
+// ship them) stay out, with their warnings, unless something included <mpi.h> before.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <algorithm>
