@@ -244,6 +244,13 @@ int train(int argc, char** argv, Cluster& cluster) {
   TrainingLog log("char_rnn loss (nats/char)");
   const bool resumed = !o.init_from.empty() && !o.weights_only && state.resume(o.init_from);
   cluster.broadcast(state.params(), resumed ? &state.optimizer() : nullptr);  // rank 0's, everywhere
+  if (resumed && rank > 0) {
+    // The checkpoint holds rank 0's dropout generators: the other ranks draw from their own
+    // (seeded by rank and iteration), not from copies of rank 0's masks.
+    const CharModel fresh(model->hyper(), model->vocab(),
+                          static_cast<std::uint64_t>(o.seed) + static_cast<std::uint64_t>(state.iteration));
+    model->set_rng_states(fresh.rng_states());
+  }
   if (resumed) {
     if (cluster.root()) log.load(o.checkpoint_dir + "/log.csv", state.iteration);
     std::printf("resuming %s at iteration %lld\n", o.init_from.c_str(), static_cast<long long>(state.iteration));
