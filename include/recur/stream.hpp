@@ -233,12 +233,12 @@ class Stream {
 
   // y [m, head_out] = head_b + h W^T for m rows of h [m, hidden].
   void apply_head(const T* h, Index m, T* y) noexcept {
-    const Index H = hidden_, O = head_out_, Hp = detail::PackedMatVec<T>::padded(H);
+    const Index H = hidden_, O = head_out_;
     for (Index r = 0; r < m; ++r) {
       if (few_outputs()) {  // one dot product each
         for (Index o = 0; o < O; ++o)
           y[r * O + o] = head_b_[static_cast<std::size_t>(o)] +
-                         detail::PackedMatVec<T>::dot(head_w_.data() + o * Hp, h + r * H, H);
+                         detail::PackedMatVec<T>::dot(head_w_.data() + o * H, h + r * H, H);
       } else {
         head_.apply(h + r * H, head_h_.data());
         std::copy(head_h_.data(), head_h_.data() + O, y + r * O);
@@ -274,9 +274,7 @@ class Stream {
     a_.assign(static_cast<std::size_t>(detail::checked_count("Stream: block gate buffer", {rows, GS}, sizeof(T))), T(0));
     seq_.assign(static_cast<std::size_t>(rows * hidden_), T(0));
     out_.assign(static_cast<std::size_t>(B * output_size()), T(0));
-    head_h_.assign(static_cast<std::size_t>(std::max(detail::PackedMatVec<T>::padded(head_out_),
-                                                     detail::PackedMatVec<T>::padded(hidden_))),
-                   T(0));
+    head_h_.assign(static_cast<std::size_t>(detail::PackedMatVec<T>::padded(head_out_)), T(0));
     x_.assign(static_cast<std::size_t>(B * input_size()), T(0));
     load(model, head);
   }
@@ -298,13 +296,12 @@ class Stream {
     }
     if (!head) return;
     auto hp = head->named_parameters();
-    const Index H = hidden_, O = head_out_, Hp = detail::PackedMatVec<T>::padded(H);
+    const Index H = hidden_, O = head_out_;
     head_b_.assign(static_cast<std::size_t>(O), T(0));
     if (hp.size() > 1) std::copy(hp[1].value.data(), hp[1].value.data() + O, head_b_.begin());
     const T* w = hp[0].value.data();  // [O, H] row-major
-    if (few_outputs()) {  // rows padded to whole packets
-      head_w_.assign(static_cast<std::size_t>(O * Hp), T(0));
-      for (Index o = 0; o < O; ++o) std::copy(w + o * H, w + o * H + H, head_w_.data() + o * Hp);
+    if (few_outputs()) {  // W as it is: one row per dot product
+      head_w_.assign(w, w + O * H);
     } else {
       head_.pack(w, O, H, H, head_b_.data());
     }
@@ -317,10 +314,10 @@ class Stream {
   detail::Buffer<T> a_;    // gate pre-activations: [rows, gate stride]
   detail::Buffer<T> seq_;  // a layer's outputs over a block: [rows, H]
   detail::Buffer<T> out_;  // step()'s head output [B, O]
-  detail::Buffer<T> head_h_;  // the head's padded scratch: its input (few outputs) or output
+  detail::Buffer<T> head_h_;  // the packed head's output, padded to whole packets
   detail::Buffer<T> x_;    // step(ConstRows)'s input when its rows are not contiguous
   detail::PackedMatVec<T> head_;    // the head's W and b, packed (many outputs)
-  detail::Buffer<T> head_w_, head_b_;  // W's rows padded to whole packets (few outputs), b
+  detail::Buffer<T> head_w_, head_b_;  // W [O, H] (few outputs), b
 };
 
 }  // namespace recur

@@ -98,7 +98,6 @@ class StreamingLayer {
     gates(a, B, hidden_, prev, next);
   }
 
-
   /// One step of one sample: step(a, 1, prev, next), with the loops of the common hidden
   /// sizes (8-64, float: what real-time audio runs) unrolled at compile time — the packed
   /// product and the cell's gate math inlined into one function: 1.1-1.3x faster, measured
