@@ -125,6 +125,22 @@ inline bool all(MPI_Comm comm, bool ok) {
   return out == 1;
 }
 
+/// Whether every rank has the same count n as `root`, whose count goes to `root_n` (one
+/// broadcast, then every rank learns whether any differs, so that all can throw together and
+/// none is left waiting in the next collective).
+inline bool same_count(MPI_Comm comm, std::int64_t n, int root, std::int64_t& root_n) {
+  root_n = n;
+  check(MPI_Bcast(&root_n, 1, MPI_INT64_T, root, comm), "MPI_Bcast (sizes)");
+  return all(comm, root_n == n);
+}
+/// n values as one message's count (MPI counts are int): throws past 2^31 - 1.
+inline int message_count(std::int64_t n, const char* what) {
+  if (n > std::numeric_limits<int>::max())
+    throw std::invalid_argument(std::string(what) + ": " + std::to_string(n) +
+                                " values exceed one MPI message (2^31 - 1)");
+  return static_cast<int>(n);
+}
+
 /// A mean over all ranks' items, each rank giving its own mean and how many items it has:
 /// sum(mean_r * count_r) / sum(count_r), both sums in one collective, in double.
 struct Mean {
@@ -143,17 +159,16 @@ template <class T>
 void broadcast(MPI_Comm comm, const std::vector<TensorRef<T>>& tensors, int root = 0) {
   std::int64_t n = 0;
   for (auto& t : tensors) n += t.size();
-  std::int64_t root_n = n;
-  check(MPI_Bcast(&root_n, 1, MPI_INT64_T, root, comm), "MPI_Bcast (sizes)");
-  // Every rank learns whether any differs, so that all throw together (none left waiting).
-  if (!all(comm, root_n == n))
+  std::int64_t root_n = 0;
+  if (!same_count(comm, n, root, root_n))
     throw std::runtime_error("recur::mpi::broadcast: the ranks' models differ (this rank has " +
                              std::to_string(n) + " values, rank " + std::to_string(root) + " " +
                              std::to_string(root_n) + ")");
   std::vector<T> buffer(static_cast<std::size_t>(n));
   T* at = buffer.data();
   for (auto& t : tensors) at = std::copy(t.data, t.data + t.size(), at);
-  check(MPI_Bcast(buffer.data(), static_cast<int>(n), datatype<T>(), root, comm), "MPI_Bcast");
+  check(MPI_Bcast(buffer.data(), message_count(n, "recur::mpi::broadcast"), datatype<T>(), root, comm),
+        "MPI_Bcast");
   const T* from = buffer.data();
   for (auto& t : tensors) {
     std::copy(from, from + t.size(), t.data);
@@ -184,19 +199,13 @@ template <class T>
 class GradientAverager {
  public:
   GradientAverager(MPI_Comm comm, std::vector<Parameter<T>> params) : comm_(comm), params_(std::move(params)) {
-    std::size_t n = 0;
-    for (auto& p : params_) n += static_cast<std::size_t>(p.grad.size());
-    if (n > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-      throw std::invalid_argument("recur::mpi::GradientAverager: " + std::to_string(n) +
-                                  " gradient values exceed one MPI message (2^31 - 1)");
-    std::int64_t mine = static_cast<std::int64_t>(n), lo = 0, hi = 0;
-    check(MPI_Allreduce(&mine, &lo, 1, MPI_INT64_T, MPI_MIN, comm), "MPI_Allreduce (sizes)");
-    check(MPI_Allreduce(&mine, &hi, 1, MPI_INT64_T, MPI_MAX, comm), "MPI_Allreduce (sizes)");
-    if (lo != hi)
-      throw std::invalid_argument("recur::mpi::GradientAverager: the ranks' models differ (" +
-                                  std::to_string(lo) + " to " + std::to_string(hi) +
-                                  " gradient values; this rank " + std::to_string(mine) + ")");
-    buffer_.resize(n);
+    std::int64_t n = 0, root_n = 0;
+    for (auto& p : params_) n += p.grad.size();
+    if (!same_count(comm, n, 0, root_n))
+      throw std::invalid_argument("recur::mpi::GradientAverager: the ranks' models differ (this rank has " +
+                                  std::to_string(n) + " gradient values, rank 0 " + std::to_string(root_n) + ")");
+    message_count(n, "recur::mpi::GradientAverager");  // throws past one message
+    buffer_.resize(static_cast<std::size_t>(n));
   }
 
   /// Averages the gradients in place; `local_loss` is this rank's mean loss over its
@@ -210,8 +219,7 @@ class GradientAverager {
       for (Index i = 0; i < p.grad.size(); ++i) at[i] = scale * g[i];
       at += p.grad.size();
     }
-    check(MPI_Allreduce(MPI_IN_PLACE, buffer_.data(), static_cast<int>(buffer_.size()), datatype<T>(),
-                        MPI_SUM, comm_),
+    check(MPI_Allreduce(MPI_IN_PLACE, buffer_.data(), static_cast<int>(buffer_.size()), datatype<T>(), MPI_SUM, comm_),
           "MPI_Allreduce (gradients)");
     const T* from = buffer_.data();
     for (auto& p : params_) {
