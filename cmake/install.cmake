@@ -19,6 +19,12 @@ if(TARGET recur_mpi)
   export(EXPORT recurMpiTargets NAMESPACE recur:: FILE "${PROJECT_BINARY_DIR}/recurMpiTargets.cmake")
 endif()
 
+if(TARGET recur_onnx)
+  install(TARGETS recur_onnx EXPORT recurOnnxTargets)
+  install(EXPORT recurOnnxTargets NAMESPACE recur:: DESTINATION "${RECUR_CMAKE_DIR}")
+  export(EXPORT recurOnnxTargets NAMESPACE recur:: FILE "${PROJECT_BINARY_DIR}/recurOnnxTargets.cmake")
+endif()
+
 configure_package_config_file(cmake/recurConfig.cmake.in
   "${PROJECT_BINARY_DIR}/recurConfig.cmake"
   INSTALL_DESTINATION "${RECUR_CMAKE_DIR}")

@@ -110,6 +110,49 @@ TEST(GradientCheck, ZeroInitialState) {
   check_model<LSTM<double>>(opts(2, 3, 1, false), Problem{2, 4, {}, false});
 }
 
+// The variants (RecurrentOptions): each through the generic layer, stacked, both directions,
+// with lengths, and with batch 1 (the per-row products) and one step.
+RecurrentOptions variant(Index layers, bool bi, double clip, bool peephole, bool lbr) {
+  auto o = opts(3, 4, layers, bi);
+  o.cell_clip = clip;
+  o.peephole = peephole;
+  o.linear_before_reset = lbr;
+  return o;
+}
+const Problem kOne{1, 5, {}, true};
+const Problem kOneStep{3, 1, {}, true};
+TEST(GradientCheck, LSTMPeephole) {
+  check_model<LSTM<double>>(variant(2, true, 0, true, true), kPlain);
+  check_model<LSTM<double>>(variant(2, true, 0, true, true), kLengths);
+  check_model<LSTM<double>>(variant(1, false, 0, true, true), kOne);
+}
+TEST(GradientCheck, LSTMClip) {
+  check_model<LSTM<double>>(variant(2, true, 0.6, false, true), kPlain);
+  check_model<LSTM<double>>(variant(1, true, 0.6, true, true), kLengths);
+}
+TEST(GradientCheck, GRUResetBefore) {
+  check_model<GRU<double>>(variant(2, true, 0, false, false), kPlain);
+  check_model<GRU<double>>(variant(2, true, 0, false, false), kLengths);
+  check_model<GRU<double>>(variant(1, false, 0, false, false), kOne);
+  check_model<GRU<double>>(variant(1, true, 0, false, false), kOneStep);
+}
+TEST(GradientCheck, GRUClip) {
+  check_model<GRU<double>>(variant(2, true, 0.6, false, true), kPlain);
+  check_model<GRU<double>>(variant(1, true, 0.6, false, false), kLengths);
+}
+// The clip of the checks above clips (else they would check the plain cells again).
+TEST(GradientCheck, ClipChangesTheProblemsAbove) {
+  std::mt19937_64 rng(4);
+  Tensor3<double> x = random_tensor<double>(3, 5, 3, rng);
+  LSTM<double> lstm(variant(1, false, 0, false, true), 11), clipped(variant(1, false, 0.6, false, true), 11);
+  GRU<double> gru(variant(1, false, 0, false, false), 11), gclipped(variant(1, false, 0.6, false, false), 11);
+  EXPECT_GT(max_abs_diff(lstm.forward(x).output, clipped.forward(x).output), 1e-3);
+  EXPECT_GT(max_abs_diff(gru.forward(x).output, gclipped.forward(x).output), 1e-3);
+}
+TEST(GradientCheck, RNNClip) {
+  check_model<RNN<double>>(variant(2, true, 0.6, false, true), kLengths);
+}
+
 TEST(GradientCheck, DropoutBetweenLayers) {
   auto o = opts(3, 4, 3, false);
   o.dropout = 0.4;

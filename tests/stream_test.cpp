@@ -6,12 +6,20 @@ namespace {
 
 // Streaming: a model stepped one time step at a time (Stream) gives each step of a
 // whole-sequence eval forward, from a given initial state, and ends in its final state.
+// The variants (clip, peephole, GRU's reset before the product) too.
+RecurrentOptions with(RecurrentOptions o, double clip, bool peephole, bool lbr) {
+  o.cell_clip = clip;
+  o.peephole = peephole;
+  o.linear_before_reset = lbr;
+  return o;
+}
+
 template <class Model>
-void stream_equals_whole_sequence() {
+void stream_equals_whole_sequence(double clip = 0, bool peephole = false, bool lbr = true) {
   using T = typename Model::Scalar;
   std::mt19937_64 rng(8);
   const Index B = 3, S = 7, I = 5, H = 6, L = 2;
-  Model m(opts(I, H, L), 4);
+  Model m(with(opts(I, H, L), clip, peephole, lbr), 4);
   m.eval();
   Tensor3<T> x = random_tensor<T>(B, S, I, rng);
   State<T> init;
@@ -48,16 +56,24 @@ void stream_equals_whole_sequence() {
 TEST(Stream, EqualsWholeSequenceLSTM) { stream_equals_whole_sequence<LSTM<double>>(); }
 TEST(Stream, EqualsWholeSequenceGRUFloat) { stream_equals_whole_sequence<GRU<float>>(); }
 TEST(Stream, EqualsWholeSequenceRNN) { stream_equals_whole_sequence<RNN<double>>(); }
+TEST(Stream, EqualsWholeSequenceVariants) {
+  stream_equals_whole_sequence<LSTM<double>>(0.5, true);
+  stream_equals_whole_sequence<LSTM<float>>(0, true);
+  stream_equals_whole_sequence<GRU<double>>(0, false, false);
+  stream_equals_whole_sequence<GRU<float>>(0.5, false, false);
+  stream_equals_whole_sequence<RNN<double>>(0.5);
+}
 
 // process(): a block of n steps equals n step() calls and the whole-sequence forward with
 // the head applied to every output, for any max_block (blocks split across calls too), for
 // batch > 1 (time-major, interleaved samples) and stacked layers.
 template <class Model>
-void block_equals_steps_and_sequence(Index max_block) {
+void block_equals_steps_and_sequence(Index max_block, double clip = 0, bool peephole = false,
+                                     bool lbr = true) {
   using T = typename Model::Scalar;
   std::mt19937_64 rng(21);
   const Index B = 2, S = 9, I = 3, H = 5, L = 2, O = 4;
-  Model m(opts(I, H, L), 6);
+  Model m(with(opts(I, H, L), clip, peephole, lbr), 6);
   m.eval();
   Linear<T> head(H, O, 7);
   Tensor3<T> x = random_tensor<T>(B, S, I, rng);
@@ -92,6 +108,11 @@ TEST(Stream, BlockEqualsStepsLSTM) { block_equals_steps_and_sequence<LSTM<double
 TEST(Stream, BlockEqualsStepsGRUSmallBlocks) { block_equals_steps_and_sequence<GRU<double>>(2); }
 TEST(Stream, BlockEqualsStepsRNNFloat) { block_equals_steps_and_sequence<RNN<float>>(3); }
 TEST(Stream, BlockEqualsStepsLSTMFloat) { block_equals_steps_and_sequence<LSTM<float>>(4); }
+TEST(Stream, BlockEqualsStepsVariants) {
+  block_equals_steps_and_sequence<LSTM<double>>(3, 0.5, true);
+  block_equals_steps_and_sequence<GRU<double>>(256, 0, false, false);
+  block_equals_steps_and_sequence<GRU<float>>(4, 0.5, false, false);
+}
 
 // The streaming kernels at the sizes they specialise: hidden sizes around the SIMD widths
 // (the packed product's blocks and tails, the cells' chunks of 16, 8 and 4), a head of one
@@ -100,7 +121,7 @@ TEST(Stream, EveryHiddenSizeAgreesWithTheSequenceForward) {
   std::mt19937_64 rng(5);
   for (Index H : {1, 3, 4, 7, 8, 12, 16, 17, 24, 31, 33, 48, 64, 65})
     for (Index O : {1, 20}) {
-      GRU<float> gru(opts(1, H), static_cast<std::uint64_t>(H));
+      GRU<float> gru(with(opts(1, H), 0, false, H % 2 == 0), static_cast<std::uint64_t>(H));
       gru.eval();
       Linear<float> head(H, O, 3);
       Tensor3<float> x = random_tensor<float>(1, 12, 1, rng);
@@ -111,7 +132,7 @@ TEST(Stream, EveryHiddenSizeAgreesWithTheSequenceForward) {
       for (Index t = 0; t < 12; ++t)
         for (Index o = 0; o < O; ++o)
           ASSERT_NEAR(out[static_cast<std::size_t>(t * O + o)], y(0, t, o), 2e-6) << "H=" << H << " O=" << O;
-      LSTM<float> lstm(opts(1, H), static_cast<std::uint64_t>(H));
+      LSTM<float> lstm(with(opts(1, H), 0, H % 3 == 0, true), static_cast<std::uint64_t>(H));
       lstm.eval();
       Tensor3<float> yl = head.forward(lstm.forward(x).output);
       Stream<LSTM<float>> sl(lstm, head);

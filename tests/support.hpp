@@ -155,6 +155,14 @@ Tensor3<T> random_tensor(Index a, Index b, Index c, std::mt19937_64& rng, double
   return t;
 }
 
+template <class T>
+double max_abs_diff(const Tensor3<T>& a, const Tensor3<T>& b) {
+  double m = 0;
+  for (Index i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i])));
+  return m;
+}
+
 // loss = sum(output * g_out) + sum(h_n * g_h) [+ sum(c_n * g_c)]
 template <class T>
 double dot(const Tensor3<T>& a, const Tensor3<T>& b) {

@@ -126,24 +126,31 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   std::variant<Uni, Bi> stack_;
 };
 
+// Each model builds its cell from the options: the nonlinearity and the variants
+// (RecurrentOptions: cell_clip, peephole, linear_before_reset); a variant the cell does not
+// have is rejected with std::invalid_argument.
 template <class T>
 class RNN : public Model<RNNCell<T>> {
  public:
   explicit RNN(const RecurrentOptions& options,
                std::uint64_t seed = Model<RNNCell<T>>::kDefaultSeed)
-      : Model<RNNCell<T>>(options, seed, RNNCell<T>(options.nonlinearity)) {}
+      : Model<RNNCell<T>>(options, seed, RNNCell<T>(options)) {}
 };
 
 template <class T>
 class LSTM : public Model<LSTMCell<T>> {
  public:
-  using Model<LSTMCell<T>>::Model;
+  explicit LSTM(const RecurrentOptions& options,
+                std::uint64_t seed = Model<LSTMCell<T>>::kDefaultSeed)
+      : Model<LSTMCell<T>>(options, seed, LSTMCell<T>(options)) {}
 };
 
 template <class T>
 class GRU : public Model<GRUCell<T>> {
  public:
-  using Model<GRUCell<T>>::Model;
+  explicit GRU(const RecurrentOptions& options,
+               std::uint64_t seed = Model<GRUCell<T>>::kDefaultSeed)
+      : Model<GRUCell<T>>(options, seed, GRUCell<T>(options)) {}
 };
 
 }  // namespace recur

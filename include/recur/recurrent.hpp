@@ -88,9 +88,10 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     const Index B = given.batch, S = given.steps, H = core_.hidden();
     core_.time.start(B, S, given.lengths);
     core_.cached = false;
-    core_.ws.for_forward(B, S, kGates, kStates, Cell::kExtra, H, training);
+    core_.bind();
+    core_.ws.for_forward(B, S, kGates, kStates, core_.extra(), H, training);
     const In in = without_non_finite_padding(given);
-    core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S);
+    core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S, core_.late() * H);
     switch (strategy(B, S)) {
       case Strategy::UnitSplit:
         detail::UnitSplit<Cell>::forward(core_, in, out, training, unit_parts(B, S));
@@ -116,9 +117,10 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
           "Recurrent::backward: no cache; call forward() in training mode first (each "
           "backward consumes the cache of one forward)");
     const Index B = core_.time.batch(), S = core_.time.steps(), H = core_.hidden();
+    core_.bind();
     core_.ws.for_backward(B, S, kGates, kStates, H, !Cell::kSameGateGrads);
     T* dr = Cell::kSameGateGrads ? core_.ws.gates.data() : core_.ws.dr.data();
-    core_.products.prepare(core_.weights, detail::WeightOp::AsIs, B, S);
+    core_.products.prepare(core_.weights, detail::WeightOp::AsIs, B, S, core_.late() * H);
     switch (strategy(B, S)) {
       case Strategy::UnitSplit:
         detail::UnitSplit<Cell>::backward(core_, d_out, d_in, dr, unit_parts(B, S));
@@ -138,6 +140,9 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
  private:
   enum class Strategy { BatchSlices, UnitSplit };
   int unit_parts(Index B, Index S) const {
+    // The late product needs the whole of v; a cell's own parameters are per unit, and a
+    // cell on a range of units does not know where the range starts.
+    if (core_.late() > 0 || core_.weights.cell_count() > 0) return 1;
     return detail::UnitSplit<Cell>::parts(B, S, core_.hidden());
   }
   Strategy strategy(Index B, Index S) const {
@@ -178,7 +183,9 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     const Index GH = kGates * H, N = B * S, I = core_.input();
     ConstRows<T> dA = rows<T>(static_cast<const T*>(core_.ws.gates.data()), N, GH);
     ConstRows<T> dR = rows<T>(dr_base, N, GH);
-    products.prepare_weight_grads(w, core_.x, core_.ldx, core_.ws.prev.data(), N);
+    const Index EH = core_.extra() * H;
+    products.prepare_weight_grads(w, core_.x, core_.ldx, core_.ws.prev.data(), N,
+                                  core_.ws.extra.data(), EH);
     Rows<T>& d_x = d_in.rows;
     const auto update = d_in.accumulate ? detail::Update<T>::add() : detail::Update<T>::assign_to();
     const int parts = detail::threads_for(GH, static_cast<double>(N) * GH * (I + H));
@@ -201,6 +208,14 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
         db_hh += dR.row(r).segment(g0, ng);
       }
     });
+    if constexpr (detail::has_cell_parameters<Cell>::value) {
+      auto prev = detail::make_array<kStates>([&](std::size_t s) {
+        return rows<T>(static_cast<const T*>(core_.ws.prev.data()) + static_cast<Index>(s) * N * H, N, H);
+      });
+      core_.cell.parameter_grads(dA, dR, prev,
+                                 rows<T>(static_cast<const T*>(core_.ws.extra.data()), N, EH),
+                                 w.cell_grads());
+    }
   }
 
   detail::LayerCore<Cell> core_;

@@ -257,10 +257,11 @@ class Stream {
       detail::require(model.direction() == Direction::Forward,
                       "Stream: a reverse layer cannot run one step at a time (it needs the future)");
     auto p = model.named_parameters();
-    const Index L = static_cast<Index>(p.size() / 4);
     hidden_ = model.hidden_size();
+    per_layer_ = 4 + detail::cell_parameters(model.cell(), hidden_).size();
+    const Index L = static_cast<Index>(p.size() / per_layer_);
     for (Index l = 0; l < L; ++l)
-      layers_.emplace_back(model.cell(), p[static_cast<std::size_t>(4 * l)].value.cols(), hidden_);
+      layers_.emplace_back(model.cell(), p[static_cast<std::size_t>(l) * per_layer_].value.cols(), hidden_);
     head_out_ = head ? head->out_features() : 0;
     if (head)
       detail::require(head->in_features() == hidden_, "Stream: the head takes ",
@@ -281,18 +282,20 @@ class Stream {
 
   void load(Model& model, Linear<T>* head) {
     auto p = model.named_parameters();
-    detail::require(p.size() == 4 * layers_.size() && model.hidden_size() == hidden_ &&
+    const std::size_t n = per_layer_;
+    detail::require(p.size() == n * layers_.size() && model.hidden_size() == hidden_ &&
                         (head ? head->out_features() : 0) == head_out_,
-                    "Stream::reload: the model (", p.size() / 4, " layers of ", model.hidden_size(),
+                    "Stream::reload: the model (", p.size() / n, " layers of ", model.hidden_size(),
                     " units, head of ", head ? head->out_features() : 0,
                     " outputs) is not the one the stream was made with (", layers_.size(),
                     " layers of ", hidden_, " units, head of ", head_out_, " outputs)");
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      detail::require(p[4 * l].value.cols() == layers_[l].input_size(), "Stream::reload: layer ",
-                      l, " takes ", p[4 * l].value.cols(), " features, the stream's ",
+      const auto* q = p.data() + n * l;  // the layer's four, then the cell's (contiguous)
+      detail::require(q[0].value.cols() == layers_[l].input_size(), "Stream::reload: layer ",
+                      l, " takes ", q[0].value.cols(), " features, the stream's ",
                       layers_[l].input_size());
-      layers_[l].load(p[4 * l].value.data(), p[4 * l + 1].value.data(), p[4 * l + 2].value.data(),
-                      p[4 * l + 3].value.data());
+      layers_[l].load(q[0].value.data(), q[1].value.data(), q[2].value.data(), q[3].value.data(),
+                      n > 4 ? q[4].value.data() : nullptr);
     }
     if (!head) return;
     auto hp = head->named_parameters();
@@ -308,6 +311,7 @@ class Stream {
   }
 
   Index batch_, block_, hidden_ = 0, head_out_ = 0;
+  std::size_t per_layer_ = 4;  // parameters per layer: the four, then the cell's own
   std::vector<Layer> layers_;
   std::array<std::array<detail::Buffer<T>, kStates>, 2> state_;  // [current/next][h, c]: [L, B, H]
   std::size_t cur_ = 0;

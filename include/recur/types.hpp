@@ -53,6 +53,14 @@ struct RecurrentOptions {
   bool bidirectional = false;
   double dropout = 0.0;                            // between layers, training mode only
   Nonlinearity nonlinearity = Nonlinearity::Tanh;  // RNN only
+  // Cell variants (recur/cells/*.hpp; the defaults are PyTorch's cells). A variant a cell
+  // does not have is rejected with std::invalid_argument.
+  double cell_clip = 0.0;           // > 0: gate pre-activations clipped to [-cell_clip,
+                                    // cell_clip] (ONNX's clip); any cell
+  bool peephole = false;            // LSTM: i, f see c, o sees c' (ONNX's P)
+  bool linear_before_reset = true;  // GRU: false = the reset gate before the product,
+                                    // n = tanh(a_n + W_hn (r * h) + b_hn) (ONNX's
+                                    // linear_before_reset = 0, Keras' reset_after=False)
 };
 
 /// h and c are [num_layers * directions, batch, hidden], direction fastest (PyTorch's h_n

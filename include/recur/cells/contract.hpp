@@ -26,6 +26,36 @@
 //       into dr (unless kSameGateGrads), and dprev = the part of d loss / d prev that does
 //       not pass through W_hh (the layer adds dr W_hh to dprev[0]).
 //
+// Optional members, for cells whose shape depends on their options (the built-in cells'
+// variants: peepholes, cell clip, GRU's reset gate before the product):
+//
+//   Index extra_columns() const;           the extra cache columns in units of H (instead
+//                                          of kExtra, which is then an upper bound)
+//   std::vector<CellParameter> cell_parameters(Index hidden) const;
+//   void bind_parameters(const Scalar* values);
+//   void parameter_grads(ConstRows da, ConstRows dr, const StatesIn& prev, ConstRows extra,
+//                        Scalar* grads) const;
+//       parameters the cell owns beyond the layer's four (peepholes; layer-norm gains): the
+//       layer stores them after bias_hh, names them (+ its suffix), initialises them, binds
+//       the cell to their values before each call, and after backward's time loop calls
+//       parameter_grads over all N = batch * steps rows: da, dr [N, G*H] (the gate
+//       gradients, zero on padded steps), prev (the states each step started from) and
+//       extra [N, extra_columns()*H]; it ADDS the gradients into grads (same layout).
+//   Index late_gates() const;              L >= 0 gate blocks (the last L) whose recurrent
+//                                          product multiplies a vector v the cell computes
+//                                          from the others (GRU, reset before the product:
+//                                          v = r * h), instead of h. When L > 0:
+//   void early_step(Rows a, Rows r, const StatesIn& prev, Rows extra) const
+//       r's first (G-L)*H columns hold the early product; writes v into extra's first H
+//       columns (and may write a). The layer then computes r's last L*H columns
+//       = v W_late^T + b_late and calls forward_step.
+//   void backward_late(Rows a, Rows dr, const StatesIn& prev, ConstRows extra, ConstRows dv,
+//                      StatesOut dprev) const
+//       after backward_step (which writes the late columns of dr) and dv = dr_late W_late:
+//       completes da and dr and adds to dprev. The layer then adds dr_early W_early to
+//       dprev[0]; the weight gradient of the late rows is dr_late^T V.
+//   Such a cell runs on whole rows (not split by units across threads).
+//
 // Both are const and must not allocate: the threads of a layer call them concurrently on
 // disjoint rows, and on a contiguous range of units (H then being the range's width) when
 // one sample is split across threads. Rows views may have a row stride. Cells are objects
@@ -35,10 +65,24 @@
 #pragma once
 
 #include <array>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "recur/types.hpp"
+
+namespace recur {
+/// How reset_parameters() initialises a parameter a cell owns.
+enum class ParameterInit { Uniform, Zeros, Ones };
+/// A parameter a cell owns beyond its layer's four (recur/cells/contract.hpp): its name (the
+/// layer appends its suffix, e.g. `_l0`), its shape and how it is initialised.
+struct CellParameter {
+  std::string name;
+  std::vector<Index> shape;
+  ParameterInit init = ParameterInit::Uniform;
+};
+}  // namespace recur
 
 namespace recur::detail {
 
@@ -105,6 +149,56 @@ struct has_backward_step<
            std::declval<const StatesInOf<C>&>(), std::declval<ConstRows<cell_scalar_t<C>>>(),
            std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>()))>>
     : std::true_type {};
+
+// The optional members.
+template <class C, class = void>
+struct has_extra_columns : std::false_type {};
+template <class C>
+struct has_extra_columns<C, std::void_t<decltype(std::declval<const C&>().extra_columns())>>
+    : std::true_type {};
+template <class C, class = void>
+struct has_cell_parameters : std::false_type {};
+template <class C>
+struct has_cell_parameters<
+    C, std::void_t<decltype(std::declval<const C&>().cell_parameters(Index{}))>>
+    : std::true_type {};
+template <class C, class = void>
+struct has_late_gates : std::false_type {};
+template <class C>
+struct has_late_gates<C, std::void_t<decltype(std::declval<const C&>().late_gates())>>
+    : std::true_type {};
+
+/// Extra cache columns (units of H), late gate blocks and owned parameters of a cell.
+template <class C>
+Index extra_columns(const C& c) {
+  if constexpr (has_extra_columns<C>::value)
+    return c.extra_columns();
+  else
+    return C::kExtra;
+}
+template <class C>
+Index late_gates(const C& c) {
+  if constexpr (has_late_gates<C>::value)
+    return c.late_gates();
+  else
+    return 0;
+}
+template <class C>
+std::vector<CellParameter> cell_parameters(const C& c, Index hidden) {
+  if constexpr (has_cell_parameters<C>::value)
+    return c.cell_parameters(hidden);
+  else
+    return {};
+}
+template <class C, class T>
+void bind_parameters(C& c, const T* values) {
+  if constexpr (has_cell_parameters<C>::value) c.bind_parameters(values);
+}
+inline Index parameter_size(const CellParameter& p) {
+  Index n = 1;
+  for (Index d : p.shape) n *= d;
+  return n;
+}
 
 template <class C>
 constexpr bool constants_valid() {

@@ -1,4 +1,5 @@
-// GRUCell<T>: one time step of a gated recurrent unit, for a whole batch (PyTorch's nn.GRU).
+// GRUCell<T>: one time step of a gated recurrent unit, for a whole batch (PyTorch's nn.GRU),
+// with ONNX's and Keras' variants as options.
 //
 //   a = x W_ih^T + b_ih            (computed for every step by the layer, one GEMM)
 //   r = h W_hh^T + b_hh            (computed per step by the layer, one GEMM)
@@ -8,13 +9,29 @@
 //     n  = tanh (a_n + r * r_n)    <- b_hn sits inside r * (W_hn h + b_hn)
 //     h' = (1 - z) * n + z * h
 //
-// Shapes: a, r [B, 3H]; state h [B, H]; extra cache [B, H] = r_n (W_hn h + b_hn).
+// Variants (RecurrentOptions; off by default, PyTorch's cell):
+//   linear_before_reset = false    the reset gate before the product (Cho et al.'s original
+//                                  GRU; ONNX's default, Keras' reset_after=False):
+//                                    n = tanh(a_n + W_hn (r * h) + b_hn)
+//                                  The n block is a late gate (recur/cells/contract.hpp):
+//                                  early_step computes r, z and v = r * h, the layer the
+//                                  product v W_hn^T + b_hn, forward_step the rest.
+//   cell_clip                      every gate's pre-activation (the argument of sigma / tanh
+//                                  above) is clipped to [-clip, clip] (ONNX's clip); the
+//                                  gradient is 0 where a value was clipped.
+//
+// Shapes: a, r [B, 3H]; state h [B, H]; extra cache [B, extra_columns() * H]: r_n = W_hn h +
+// b_hn (or v = r * h, reset before), then the clip masks of r, z, n (clip).
 // After forward_step, a holds the activations r, z, n.
 #pragma once
 
 #include <array>
+#include <cmath>
+#include <type_traits>
 
 #include "recur/cells/chunks.hpp"
+#include "recur/cells/contract.hpp"
+#include "recur/detail/check.hpp"
 
 namespace recur {
 
@@ -24,28 +41,155 @@ class GRUCell {
   using Scalar = T;
   static constexpr Index kGates = 3;
   static constexpr Index kStates = 1;
-  static constexpr Index kExtra = 1;
+  static constexpr Index kExtra = 4;  // at most; extra_columns() says how many
   static constexpr bool kSameGateGrads = false;  // the n block differs: d r_n = d a_n * r
 
   using StatesIn = std::array<ConstRows<T>, kStates>;
   using StatesOut = std::array<Rows<T>, kStates>;
 
+  GRUCell() = default;
+  /// The variants RecurrentOptions asks for; rejects those a GRU does not have.
+  explicit GRUCell(const RecurrentOptions& o)
+      : before_(!o.linear_before_reset), clip_(static_cast<T>(o.cell_clip)) {
+    detail::require(o.cell_clip >= 0 && std::isfinite(o.cell_clip),
+                    "GRU: cell_clip must be finite and >= 0 (0: no clip), got ", o.cell_clip);
+    detail::require(!o.peephole, "GRU: peephole is an LSTM option (a GRU has no cell state)");
+  }
+  bool linear_before_reset() const { return !before_; }
+  T cell_clip() const { return clip_; }
+
+  Index extra_columns() const { return 1 + (clip_ > 0 ? 3 : 0); }
+  Index late_gates() const { return before_ ? 1 : 0; }
+
+  /// Reset before the product: r, z (into a) and v = r * h (into extra) from the early part
+  /// of r.
+  void early_step(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
+    if (clip_ > 0)
+      early_rows<true>(a, r, prev, extra);
+    else
+      early_rows<false>(a, r, prev, extra);
+  }
+
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
+    dispatch([&](auto before, auto clip) {
+      forward_rows<decltype(before)::value, decltype(clip)::value>(a, r, prev, next, extra);
+    });
+  }
+
+  // dnext: d loss / d h'. Writes, with `=`: da over a, dr, and dprev = the direct part of
+  // d loss / d h (z * dh'; the layer adds dr W_hh). Reset before the product: the r block
+  // of da and dr (and v's share of dprev) wait for backward_late.
+  void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
+                     const StatesIn& dnext, StatesOut dprev) const {
+    dispatch([&](auto before, auto clip) {
+      backward_rows<decltype(before)::value, decltype(clip)::value>(a, dr, prev, extra, dnext,
+                                                                    dprev);
+    });
+  }
+
+  /// Reset before the product, given dv = d (n pre-activation) W_hn: d r = dv * h, d h += dv * r.
+  void backward_late(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
+                     ConstRows<T> dv, StatesOut dprev) const {
+    const Index H = dprev[0].cols();
+    const bool clip = clip_ > 0;
+    for (Index b = 0; b < a.rows(); ++b) {
+      T* ar = detail::row_data(a, b);
+      T* drr = detail::row_data(dr, b);
+      const T* mask = detail::row_data(extra, b) + H;
+      const T* h0 = detail::row_data(prev[0], b);
+      const T* dvr = detail::row_data(dv, b);
+      T* dh0 = detail::row_data(dprev[0], b);
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        const A rg = at(ar), d = at(dvr);
+        A dg = d * at(h0) * rg * (T(1) - rg);
+        if (clip) dg *= at(mask);
+        at(dh0) += d * rg;
+        at(ar) = dg;
+        at(drr) = dg;
+      });
+    }
+  }
+
+ private:
+  template <class F>
+  void dispatch(F&& f) const {
+    using Yes = std::true_type;
+    using No = std::false_type;
+    if (before_) {
+      if (clip_ > 0) return f(Yes{}, Yes{});
+      return f(Yes{}, No{});
+    }
+    if (clip_ > 0) return f(No{}, Yes{});
+    f(No{}, No{});
+  }
+
+  template <bool Clip>
+  void early_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
+    const Index H = prev[0].cols();
+    const T clip = clip_;
+    for (Index b = 0; b < a.rows(); ++b) {
+      T* ar = detail::row_data(a, b);
+      const T* rr = detail::row_data(r, b);
+      const T* h0 = detail::row_data(prev[0], b);
+      T* v = detail::row_data(extra, b);
+      T* mask = v + H;
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        A xr = at(ar) + at(rr), xz = at(ar + H) + at(rr + H);
+        if constexpr (Clip) {
+          at(mask) = (xr.abs() <= clip).template cast<T>();
+          at(mask + H) = (xz.abs() <= clip).template cast<T>();
+          xr = xr.max(-clip).min(clip);
+          xz = xz.max(-clip).min(clip);
+        }
+        const A rg = xr.logistic();
+        at(ar) = rg;
+        at(ar + H) = xz.logistic();
+        at(v) = rg * at(h0);
+      });
+    }
+  }
+
+  template <bool Before, bool Clip>
+  void forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+                    Rows<T> extra) const {
     const Index H = next[0].cols();
+    const T clip = clip_;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
       T* ar = detail::row_data(a, b);
       const T* rr = detail::row_data(r, b);
       const T* h0 = detail::row_data(prev[0], b);
       T* h1 = detail::row_data(next[0], b);
       T* rn = detail::row_data(extra, b);
+      T* mask = rn + H;
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
-        const A rg = (at(ar) + at(rr)).logistic();
-        const A z = (at(ar + H) + at(rr + H)).logistic();
-        const A hn = at(rr + 2 * H);  // W_hn h + b_hn
-        const A n = (at(ar + 2 * H) + rg * hn).tanh();
-        at(rn) = hn;
+        A rg, z, xn;
+        if constexpr (Before) {  // r, z from early_step; r_n = W_hn (r * h) + b_hn
+          rg = at(ar);
+          z = at(ar + H);
+          xn = at(ar + 2 * H) + at(rr + 2 * H);
+        } else {
+          A xr = at(ar) + at(rr), xz = at(ar + H) + at(rr + H);
+          if constexpr (Clip) {
+            at(mask) = (xr.abs() <= clip).template cast<T>();
+            at(mask + H) = (xz.abs() <= clip).template cast<T>();
+            xr = xr.max(-clip).min(clip);
+            xz = xz.max(-clip).min(clip);
+          }
+          rg = xr.logistic();
+          z = xz.logistic();
+          const A hn = at(rr + 2 * H);  // W_hn h + b_hn
+          xn = at(ar + 2 * H) + rg * hn;
+          at(rn) = hn;
+        }
+        if constexpr (Clip) {
+          at(mask + 2 * H) = (xn.abs() <= clip).template cast<T>();
+          xn = xn.max(-clip).min(clip);
+        }
+        const A n = xn.tanh();
         at(ar) = rg;
         at(ar + H) = z;
         at(ar + 2 * H) = n;
@@ -54,34 +198,46 @@ class GRUCell {
     }
   }
 
-  // dnext: d loss / d h'. Writes, with `=`: da over a, dr, and dprev = the direct part of
-  // d loss / d h (z * dh'; the layer adds dr W_hh).
-  void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
+  template <bool Before, bool Clip>
+  void backward_rows(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
                      const StatesIn& dnext, StatesOut dprev) const {
     const Index H = dnext[0].cols();
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
       T* ar = detail::row_data(a, b);
       T* drr = detail::row_data(dr, b);
       const T* hn = detail::row_data(extra, b);
+      const T* mask = hn + H;
       const T* h0 = detail::row_data(prev[0], b);
       const T* dh1 = detail::row_data(dnext[0], b);
       T* dh0 = detail::row_data(dprev[0], b);
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A r = at(ar), z = at(ar + H), n = at(ar + 2 * H), dh = at(dh1);
-        const A dn = dh * (T(1) - z) * (T(1) - n * n);  // d (a_n + r * r_n)
-        const A dz = dh * (at(h0) - n) * z * (T(1) - z);
-        const A dg = dn * at(hn) * r * (T(1) - r);
+        A dn = dh * (T(1) - z) * (T(1) - n * n);  // d (n pre-activation)
+        A dz = dh * (at(h0) - n) * z * (T(1) - z);
+        if constexpr (Clip) {
+          dn *= at(mask + 2 * H);
+          dz *= at(mask + H);
+        }
         at(dh0) = dh * z;
-        at(ar) = dg;
         at(ar + H) = dz;
         at(ar + 2 * H) = dn;
-        at(drr) = dg;
         at(drr + H) = dz;
-        at(drr + 2 * H) = dn * r;
+        if constexpr (Before) {
+          at(drr + 2 * H) = dn;  // d (W_hn v + b_hn); r's block: backward_late
+        } else {
+          A dg = dn * at(hn) * r * (T(1) - r);
+          if constexpr (Clip) dg *= at(mask);
+          at(ar) = dg;
+          at(drr) = dg;
+          at(drr + 2 * H) = dn * r;
+        }
       });
     }
   }
+
+  bool before_ = false;
+  T clip_ = T(0);
 };
 
 }  // namespace recur

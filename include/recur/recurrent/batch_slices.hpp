@@ -27,7 +27,7 @@ struct BatchSlices {
   using T = typename Core::T;
   using In = typename Core::In;
   using Out = typename Core::Out;
-  static constexpr Index G = Core::G, K = Core::K, E = Core::E;
+  static constexpr Index G = Core::G, K = Core::K;
 
   static void forward(Core& c, const In& in, const Out& out, bool training) {
     const Index B = in.batch, N = B * in.steps, GH = G * c.hidden();
@@ -52,8 +52,8 @@ struct BatchSlices {
   static void forward_slice(Core& c, Index b0, Index b1, const In& in, const Out& out,
                             bool training, T* work) {
     const Index Bs = b1 - b0, B = c.time.batch(), S = c.time.steps(), H = c.hidden();
-    const Index GH = G * H, EH = E * H, N = B * S, ld = out.rows.outerStride();
-    const Index ldx = in.rows.outerStride();
+    const Index GH = G * H, EH = c.extra() * H, N = B * S, ld = out.rows.outerStride();
+    const Index ldx = in.rows.outerStride(), LH = c.late() * H;
     T* gates = c.ws.gates.data() + b0 * S * GH;
 
     // Input projection of every time step: one product.
@@ -67,15 +67,24 @@ struct BatchSlices {
     for (Index k = 0; k < S; ++k) {
       const Index t = c.time.forward_step(k);
       c.products.recurrent(c.weights, cur[0], Bs, H, R.data(), GH, work,
-                           Update<T>::assign_to(c.weights.b_hh().data()));
+                           Update<T>::assign_to(c.weights.b_hh().data()), GateRows::Early);
       if (training)
         for (Index s = 0; s < K; ++s)
           step_rows(c.ws.prev.data() + s * N * H + b0 * S * H, t, Bs, S, H, H) =
               rows<T>(cur[s], Bs, H);
       Rows<T> extra = training ? step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH)
                                : rows(c.ws.extra.data() + b0 * EH, Bs, EH);
-      c.cell.forward_step(step_rows(gates, t, Bs, S, GH, GH), R, c.const_views(cur, Bs, H),
-                          c.views(nxt, Bs, H), extra);
+      Rows<T> a = step_rows(gates, t, Bs, S, GH, GH);
+      if constexpr (has_late_gates<Cell>::value) {
+        if (LH > 0) {  // v from the early gates, then the late product on it
+          c.cell.early_step(a, R, c.const_views(cur, Bs, H), extra);
+          c.products.recurrent(c.weights, extra.data(), Bs, extra.outerStride(),
+                               R.data() + GH - LH, GH, work,
+                               Update<T>::assign_to(c.weights.b_hh().data() + GH - LH),
+                               GateRows::Late);
+        }
+      }
+      c.cell.forward_step(a, R, c.const_views(cur, Bs, H), c.views(nxt, Bs, H), extra);
 
       // State carry: the samples past their length keep their state and output 0.
       Rows<T> o = step_rows(out.rows.data() + b0 * S * ld, t, Bs, S, H, ld);
@@ -101,7 +110,8 @@ struct BatchSlices {
   static void backward_slice(Core& c, Index b0, Index b1, const In& d_out, const Out& d_in,
                              T* dr_base, T* work) {
     const Index Bs = b1 - b0, B = c.time.batch(), S = c.time.steps(), H = c.hidden();
-    const Index GH = G * H, EH = E * H, N = B * S, ld = d_out.rows.outerStride();
+    const Index GH = G * H, EH = c.extra() * H, N = B * S, ld = d_out.rows.outerStride();
+    const Index LH = c.late() * H;
     T* gates = c.ws.gates.data() + b0 * S * GH;
     T* drs = dr_base + b0 * S * GH;
 
@@ -126,10 +136,18 @@ struct BatchSlices {
                                 static_cast<Index>(s) * N * H + b0 * S * H,
                             t, Bs, S, H, H);
       });
-      c.cell.backward_step(
-          a, dr, prev,
-          step_rows<T>(static_cast<const T*>(c.ws.extra.data()) + b0 * S * EH, t, Bs, S, EH, EH),
-          c.const_views(dcur, Bs, H), c.views(dnxt, Bs, H));
+      const ConstRows<T> extra =
+          step_rows<T>(static_cast<const T*>(c.ws.extra.data()) + b0 * S * EH, t, Bs, S, EH, EH);
+      c.cell.backward_step(a, dr, prev, extra, c.const_views(dcur, Bs, H), c.views(dnxt, Bs, H));
+      if constexpr (has_late_gates<Cell>::value) {
+        if (LH > 0) {  // dv = dR_late W_late (in R's scratch), then the cell completes dA, dR
+          Rows<T> dv = rows(c.ws.r.data() + b0 * GH, Bs, H);
+          c.products.recurrent(c.weights, dr.data() + GH - LH, Bs, dr.outerStride(), dv.data(),
+                               H, work, Update<T>::assign_to(), GateRows::Late);
+          c.cell.backward_late(a, dr, prev, extra, rows<T>(static_cast<const T*>(dv.data()), Bs, H),
+                               c.views(dnxt, Bs, H));
+        }
+      }
       if (!all_active) {  // no gradient through a step a sample does not take
         for (Index b = 0; b < Bs; ++b)
           if (!c.time.active(b0 + b, t)) {
@@ -138,7 +156,7 @@ struct BatchSlices {
           }
       }
       c.products.recurrent(c.weights, dr.data(), Bs, dr.outerStride(), dnxt[0], H, work,
-                           Update<T>::add());
+                           Update<T>::add(), GateRows::Early);
       if (!all_active) {  // its state gradient passes the step unchanged
         for (Index b = 0; b < Bs; ++b)
           if (!c.time.active(b0 + b, t))

@@ -38,16 +38,27 @@ auto make_array(F&& f) {
 template <class Cell>
 struct LayerCore {
   using T = typename Cell::Scalar;
-  static constexpr Index G = Cell::kGates, K = Cell::kStates, E = Cell::kExtra;
+  static constexpr Index G = Cell::kGates, K = Cell::kStates;
   using In = SequenceIn<T, K>;
   using Out = SequenceOut<T, K>;
   using States = std::array<T*, K>;
 
   LayerCore(Index input_size, Index hidden_size, Direction direction, Cell c)
-      : cell(std::move(c)), weights(G, input_size, hidden_size), time(direction) {}
+      : cell(std::move(c)),
+        weights(G, input_size, hidden_size, cell_parameters(cell, hidden_size)),
+        time(direction) {
+    require(late() >= 0 && late() < G && extra() >= (late() > 0 ? 1 : 0),
+            "Recurrent: the cell's late_gates() = ", late(), " and extra_columns() = ", extra(),
+            " do not fit its ", G, " gates (need 0 <= late < gates, extra >= 1 when late > 0)");
+  }
 
   Index hidden() const { return weights.hidden_size(); }
   Index input() const { return weights.input_size(); }
+  /// The cell's extra cache columns (units of H) and late gate blocks (contract.hpp).
+  Index extra() const { return extra_columns(cell); }
+  Index late() const { return late_gates(cell); }
+  /// Points the cell at the parameters it owns (before every call: the layer may have moved).
+  void bind() { bind_parameters(cell, weights.cell_values()); }
 
   // The current and the next state of sample b0 on, in a buffer of 2 x K x [B, H] (the K
   // current states, then the K next ones): what a strategy swaps from step to step.

@@ -21,20 +21,32 @@
 
 namespace recur::detail {
 
+// Which rows of W_hh a per-step product uses: all, or (for a cell with late gates,
+// recur/cells/contract.hpp) the early ones, which multiply h, or the late ones, which multiply
+// the cell's v.
+enum class GateRows { All, Early, Late };
+
 template <class T>
 class WeightProducts {
  public:
   /// Packs what pays for a call over B samples x S steps: W^T (forward) or W (backward).
-  void prepare(const RecurrentWeights<T>& w, WeightOp op, Index B, Index S) {
+  /// `late_rows`: the last rows of W_hh that multiply the cell's v (0: none).
+  void prepare(const RecurrentWeights<T>& w, WeightOp op, Index B, Index S, Index late_rows = 0) {
     op_ = op;
+    late_ = late_rows;
     packed_input_ = S >= 2;
     packed_recurrent_ = S >= 2 && B >= 2;
     const int threads = std::max(1, num_threads());
     const Index slice = (B + threads - 1) / threads;
     work_stride_ = 0;
     if (packed_recurrent_) {
-      w_hh_.pack(w.w_hh().data(), w.gate_rows(), w.hidden_size(), op);
+      const Index early = w.gate_rows() - late_, H = w.hidden_size();
+      w_hh_.pack(w.w_hh().data(), early, H, op);
       reserve_work(w_hh_.workspace_size(slice));
+      if (late_ > 0) {
+        w_late_.pack(w.w_hh().data() + early * H, late_, H, op);
+        reserve_work(w_late_.workspace_size(slice));
+      }
     }
     if (packed_input_) {
       w_ih_.pack(w.w_ih().data(), w.gate_rows(), w.input_size(), op);
@@ -51,33 +63,50 @@ class WeightProducts {
     if (packed_input_) return w_ih_.multiply(x, m, ldx, y, ldy, work, false, update);
     by_rows(w.w_ih(), x, m, ldx, y, ldy, update);
   }
-  /// Y (+)= X op(W_hh) for one step of a slice: forward h W_hh^T (from b_hh), backward dR W_hh.
+  /// Y (+)= X op(W_hh) for one step of a slice: forward h W_hh^T (from b_hh), backward dR W_hh;
+  /// or with the early or late rows of W_hh only (forward: Y and the bias are those columns;
+  /// backward: X is those columns of dR).
   void recurrent(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y,
-                 Index ldy, T* work, Update<T> update) const {
+                 Index ldy, T* work, Update<T> update, GateRows part = GateRows::All) const {
+    if (part == GateRows::Late) {
+      if (packed_recurrent_) return w_late_.multiply(x, m, ldx, y, ldy, work, false, update);
+      return by_rows(w.w_hh().bottomRows(late_), x, m, ldx, y, ldy, update);
+    }
     if (packed_recurrent_) return w_hh_.multiply(x, m, ldx, y, ldy, work, false, update);
-    by_rows(w.w_hh(), x, m, ldx, y, ldy, update);
+    by_rows(w.w_hh().topRows(w.gate_rows() - late_), x, m, ldx, y, ldy, update);
   }
 
   /// Before weight_grads: X and H_prev (N rows each) take the weight's place in the packed
-  /// kernel (W_hh's packing is no longer needed), dA^T and dR^T are read transposed.
+  /// kernel (W_hh's packing is no longer needed), dA^T and dR^T are read transposed. With late
+  /// rows, v (N rows, ldv apart) takes H_prev's place for them.
   void prepare_weight_grads(const RecurrentWeights<T>& w, const T* x, Index ldx, const T* h_prev,
-                            Index N) {
+                            Index N, const T* v = nullptr, Index ldv = 0) {
     x_.pack(x, N, w.input_size(), WeightOp::AsIs, ldx);
     w_hh_.pack(h_prev, N, w.hidden_size(), WeightOp::AsIs);
     const Index GH = w.gate_rows();
     reserve_work(std::max(x_.workspace_size(GH, /*x_transposed=*/true),
                           w_hh_.workspace_size(GH, /*x_transposed=*/true)));
+    if (late_ > 0) {
+      w_late_.pack(v, N, w.hidden_size(), WeightOp::AsIs, ldv);
+      reserve_work(w_late_.workspace_size(GH, /*x_transposed=*/true));
+    }
   }
-  /// dW_ih += dA^T X and dW_hh += dR^T H_prev for the gate rows [g0, g1); dA, dR: [N, G*H].
+  /// dW_ih += dA^T X and dW_hh += dR^T H_prev (its late rows: dR^T V) for the gate rows
+  /// [g0, g1); dA, dR: [N, G*H].
   void weight_grads(RecurrentWeights<T>& w, const T* dA, const T* dR, Index g0, Index g1,
                     T* work) const {
     const Index ng = g1 - g0, GH = w.gate_rows(), I = w.input_size(), H = w.hidden_size();
     x_.multiply(dA + g0, ng, GH, w.d_w_ih().data() + g0 * I, I, work, true);
-    w_hh_.multiply(dR + g0, ng, GH, w.d_w_hh().data() + g0 * H, H, work, true);
+    const Index split = std::clamp(GH - late_, g0, g1);
+    if (split > g0)
+      w_hh_.multiply(dR + g0, split - g0, GH, w.d_w_hh().data() + g0 * H, H, work, true);
+    if (g1 > split)
+      w_late_.multiply(dR + split, g1 - split, GH, w.d_w_hh().data() + split * H, H, work, true);
   }
 
   std::size_t bytes() const {
-    return sizeof(T) * work_.capacity() + w_ih_.bytes() + w_hh_.bytes() + x_.bytes();
+    return sizeof(T) * work_.capacity() + w_ih_.bytes() + w_hh_.bytes() + w_late_.bytes() +
+           x_.bytes();
   }
 
  private:
@@ -87,7 +116,8 @@ class WeightProducts {
     grow(work_, static_cast<std::size_t>(work_stride_ * std::max(1, num_threads())));
   }
   // Y (+)= X op(W) one row at a time: Eigen's matrix-vector product per row.
-  void by_rows(Eigen::Map<const Matrix<T>> w, const T* x, Index m, Index ldx, T* y, Index ldy,
+  template <class W>
+  void by_rows(const W& w, const T* x, Index m, Index ldx, T* y, Index ldy,
                Update<T> update) const {
     using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
     const bool t = op_ == WeightOp::Transposed;
@@ -110,7 +140,9 @@ class WeightProducts {
 
   WeightOp op_ = WeightOp::Transposed;
   bool packed_input_ = false, packed_recurrent_ = false;
-  PackedWeight<T> w_ih_, w_hh_;  // the weights in the kernel's panels
+  Index late_ = 0;
+  PackedWeight<T> w_ih_, w_hh_;  // the weights in the kernel's panels (W_hh: its early rows)
+  PackedWeight<T> w_late_;       // W_hh's late rows; backward: the cell's v, for dW_hh's
   PackedWeight<T> x_;            // backward: the layer's input, for dW_ih
   Buffer<T> work_;               // per thread: the packed rows of the current product
   Index work_stride_ = 0;

@@ -47,12 +47,17 @@ template <class Cell>
 class StreamingLayer {
  public:
   using T = typename Cell::Scalar;
-  static constexpr Index G = Cell::kGates, K = Cell::kStates, E = Cell::kExtra;
+  static constexpr Index G = Cell::kGates, K = Cell::kStates;
   using States = std::array<T*, K>;
   using ConstStates = std::array<const T*, K>;
 
   StreamingLayer(const Cell& cell, Index input_size, Index hidden_size)
-      : cell_(cell), input_(input_size), hidden_(hidden_size) {}
+      : cell_(cell), input_(input_size), hidden_(hidden_size), extra_cols_(extra_columns(cell)),
+        late_(late_gates(cell) * hidden_size) {
+    for (const auto& p : cell_parameters(cell_, hidden_size)) cell_count_ += parameter_size(p);
+  }
+  /// The parameters the cell owns (recur/cells/contract.hpp), after the layer's four.
+  Index cell_parameter_count() const { return cell_count_; }
 
   Index input_size() const { return input_; }
   Index hidden_size() const { return hidden_; }
@@ -60,11 +65,16 @@ class StreamingLayer {
   Index gate_stride() const { return PackedMatVec<T>::padded(G * hidden_); }
 
   /// Packs weight_ih [G*H, input], weight_hh [G*H, H], bias_ih, bias_hh (PyTorch's four
-  /// parameters of the layer, in its gate order; row-major, contiguous).
-  void load(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh) {
-    const Index GH = G * hidden_;
+  /// parameters of the layer, in its gate order; row-major, contiguous) and copies the
+  /// cell's own (cell_parameter_count() values, or null when it has none).
+  void load(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
+            const T* cell_values = nullptr) {
+    const Index GH = G * hidden_, early = GH - late_;
     step_ih_.pack(w_ih, GH, input_, input_, b_ih);
-    hh_.pack(w_hh, GH, hidden_, hidden_, b_hh);
+    hh_.pack(w_hh, early, hidden_, hidden_, b_hh);
+    if (late_ > 0) late_hh_.pack(w_hh + early * hidden_, late_, hidden_, hidden_, b_hh + early);
+    cell_values_.assign(cell_values, cell_values + (cell_values ? cell_count_ : 0));
+    bind_parameters(cell_, cell_values_.data());
     block_ih_.pack(w_ih, GH, input_, WeightOp::Transposed);
     b_ih_.assign(b_ih, b_ih + GH);
     work_.assign(static_cast<std::size_t>(block_ih_.workspace_size(rows_)), T(0));  // needs the packed W
@@ -75,8 +85,8 @@ class StreamingLayer {
   void reserve(Index batch, Index rows) {
     const Index GS = gate_stride();
     rows_ = rows;
-    r_.assign(static_cast<std::size_t>(batch * GS), T(0));
-    extra_.assign(static_cast<std::size_t>(std::max<Index>(batch * E * hidden_, 1)), T(0));
+    r_.assign(static_cast<std::size_t>(batch * GS + PackedMatVec<T>::padded(late_)), T(0));
+    extra_.assign(static_cast<std::size_t>(std::max<Index>(batch * extra_cols_ * hidden_, 1)), T(0));
   }
 
   /// a [m, gate_stride()] = b_ih + x W_ih^T for m rows of x (rows ldx apart): one
@@ -104,22 +114,25 @@ class StreamingLayer {
   /// on Zen 4; the other sizes and double take the run-time path.
   void step_one(T* a, const ConstStates& prev, const States& next) noexcept {
     if constexpr (std::is_same_v<T, float>) {
-      switch (hidden_) {
-        case 8: return step_fixed<8>(a, prev, next);
-        case 16: return step_fixed<16>(a, prev, next);
-        case 24: return step_fixed<24>(a, prev, next);
-        case 32: return step_fixed<32>(a, prev, next);
-        case 48: return step_fixed<48>(a, prev, next);
-        case 64: return step_fixed<64>(a, prev, next);
-        default: break;
+      if (late_ == 0) {  // (a cell with late gates runs two products: the run-time path)
+        switch (hidden_) {
+          case 8: return step_fixed<8>(a, prev, next);
+          case 16: return step_fixed<16>(a, prev, next);
+          case 24: return step_fixed<24>(a, prev, next);
+          case 32: return step_fixed<32>(a, prev, next);
+          case 48: return step_fixed<48>(a, prev, next);
+          case 64: return step_fixed<64>(a, prev, next);
+          default: break;
+        }
       }
     }
     step(a, 1, prev, next);
   }
 
   std::size_t bytes() const {
-    return step_ih_.bytes() + hh_.bytes() + block_ih_.bytes() +
-           sizeof(T) * (b_ih_.capacity() + r_.capacity() + extra_.capacity() + work_.capacity());
+    return step_ih_.bytes() + hh_.bytes() + late_hh_.bytes() + block_ih_.bytes() +
+           sizeof(T) * (b_ih_.capacity() + r_.capacity() + extra_.capacity() + work_.capacity() +
+                        cell_values_.capacity());
   }
 
  private:
@@ -131,20 +144,32 @@ class StreamingLayer {
   // The cell's step on a (projected input) and r_ (the recurrent product) of B samples.
   EIGEN_STRONG_INLINE void gates(T* a, Index B, Index H, const ConstStates& prev,
                                  const States& next) noexcept {
-    const Index GH = G * H, GS = PackedMatVec<T>::padded(GH);
+    const Index GH = G * H, GS = PackedMatVec<T>::padded(GH), EH = extra_cols_ * H;
     const Rows<T> av(a, B, GH, Eigen::OuterStride<>(GS));
     const Rows<T> rv(r_.data(), B, GH, Eigen::OuterStride<>(GS));
-    const Rows<T> ev(extra_.data(), B, E * H, Eigen::OuterStride<>(std::max<Index>(E * H, 1)));
+    const Rows<T> ev(extra_.data(), B, EH, Eigen::OuterStride<>(std::max<Index>(EH, 1)));
     const auto pv = make_array<K>([&](std::size_t s) { return rows<T>(prev[s], B, H); });
     const auto nv = make_array<K>([&](std::size_t s) { return rows<T>(next[s], B, H); });
+    if constexpr (has_late_gates<Cell>::value) {
+      if (late_ > 0) {  // v from the early gates, then the late rows' product on it
+        cell_.early_step(av, rv, pv, ev);
+        T* late = r_.data() + B * GS;  // past the rows: apply() writes whole packets
+        for (Index b = 0; b < B; ++b) {
+          late_hh_.apply(ev.data() + b * ev.outerStride(), late);
+          std::copy(late, late + late_, r_.data() + b * GS + GH - late_);
+        }
+      }
+    }
     cell_.forward_step(av, rv, pv, nv, ev);
   }
 
   Cell cell_;
   Index input_, hidden_, rows_ = 0;
-  PackedMatVec<T> step_ih_, hh_;
+  Index extra_cols_, late_;  // the cell's extra cache columns (units of H), late gate rows
+  Index cell_count_ = 0;
+  PackedMatVec<T> step_ih_, hh_, late_hh_;  // hh_: W_hh's early rows (all, without late gates)
   PackedWeight<T> block_ih_;
-  Buffer<T> b_ih_, r_, extra_, work_;
+  Buffer<T> b_ih_, r_, extra_, work_, cell_values_;
 };
 
 }  // namespace recur::detail

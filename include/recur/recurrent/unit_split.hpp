@@ -25,7 +25,7 @@ struct UnitSplit {
   using In = typename Core::In;
   using Out = typename Core::Out;
   using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
-  static constexpr Index G = Core::G, K = Core::K, E = Core::E;
+  static constexpr Index G = Core::G, K = Core::K;
 
   /// Threads worth splitting B samples x S steps of H units over (1: do not use this one).
   static int parts(Index B, Index S, Index H) {
@@ -36,14 +36,14 @@ struct UnitSplit {
   }
 
   static void forward(Core& c, const In& in, const Out& out, bool training, int nparts) {
-    c.ws.for_units(G, E, c.hidden(), /*weights=*/true);
+    c.ws.for_units(G, c.extra(), c.hidden(), /*weights=*/true);
     c.load_states(in.state, c.state_pair(c.ws.state.data(), 1, 0).first, 0, 1);
     SpinBarrier barrier;
     parallel(nparts, [&](int p, int n) { forward_units(c, p, n, in, out, training, barrier); });
   }
 
   static void backward(Core& c, const In& d_out, const Out& d_in, T* dr_base, int nparts) {
-    c.ws.for_units(G, E, c.hidden(), /*weights=*/false);
+    c.ws.for_units(G, c.extra(), c.hidden(), /*weights=*/false);
     c.load_states(d_out.state, c.state_pair(c.ws.dstate.data(), 1, 0).first, 0, 1);
     SpinBarrier barrier;
     parallel(nparts, [&](int p, int n) { backward_units(c, p, n, d_out, d_in, dr_base, barrier); });
@@ -60,7 +60,7 @@ struct UnitSplit {
   static std::array<T*, 3> scratch(Core& c, Index j0) {
     const Index GH = G * c.hidden();
     T* base = c.ws.unit_scratch.data();
-    return {base + G * j0, base + GH + G * j0, base + 2 * GH + E * j0};
+    return {base + G * j0, base + GH + G * j0, base + 2 * GH + c.extra() * j0};
   }
   // Gate blocks of the units [j0, j0 + hp) of a row of G * H (blocks of H) <-> G * hp
   // contiguous values (blocks of hp).
@@ -75,7 +75,7 @@ struct UnitSplit {
 
   static void forward_units(Core& c, int p, int n, const In& in, const Out& out, bool training,
                             SpinBarrier& barrier) {
-    const Index H = c.hidden(), GH = G * H, EH = E * H, S = c.time.steps();
+    const Index H = c.hidden(), GH = G * H, E = c.extra(), EH = E * H, S = c.time.steps();
     const auto [j0, j1] = unit_range(H, p, n);
     const Index hp = j1 - j0;
     // Input projection of every step, split by steps.
@@ -131,7 +131,7 @@ struct UnitSplit {
 
   static void backward_units(Core& c, int p, int n, const In& d_out, const Out& d_in,
                              T* dr_base, SpinBarrier& barrier) {
-    const Index H = c.hidden(), GH = G * H, EH = E * H, S = c.time.steps();
+    const Index H = c.hidden(), GH = G * H, E = c.extra(), EH = E * H, S = c.time.steps();
     const auto [j0, j1] = unit_range(H, p, n);
     const Index hp = j1 - j0;
     auto [ap, rp, ep] = scratch(c, j0);

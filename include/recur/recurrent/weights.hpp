@@ -1,7 +1,8 @@
 // RecurrentWeights<T>: the parameters of one recurrent layer (one direction of one layer of
 // PyTorch's nn.RNN/nn.LSTM/nn.GRU) and their gradients, each in one contiguous buffer
-//   [weight_ih (G*H x in) | weight_hh (G*H x H) | bias_ih (G*H) | bias_hh (G*H)],
-// gate blocks of H rows in the cell's order. Depends on the scalar type only (the gate count
+//   [weight_ih (G*H x in) | weight_hh (G*H x H) | bias_ih (G*H) | bias_hh (G*H) | the cell's],
+// gate blocks of H rows in the cell's order, then the parameters the cell owns (peepholes,
+// layer-norm gains: recur/cells/contract.hpp), if any. Depends on the scalar type only (the gate count
 // G is a run-time value), so it is compiled once per scalar type, not once per cell.
 #pragma once
 
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "recur/cells/contract.hpp"
 #include "recur/detail/check.hpp"
 #include "recur/types.hpp"
 
@@ -24,8 +26,11 @@ class RecurrentWeights {
   using ConstMap = Eigen::Map<const Matrix<T>>;
   using RowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 
-  RecurrentWeights(Index gates, Index input_size, Index hidden_size)
-      : gates_(gates), input_(input_size), hidden_(hidden_size) {
+  RecurrentWeights(Index gates, Index input_size, Index hidden_size,
+                   std::vector<CellParameter> cell_parameters = {})
+      : gates_(gates), input_(input_size), hidden_(hidden_size),
+        cell_(std::move(cell_parameters)) {
+    for (const auto& p : cell_) cell_count_ += parameter_size(p);
     require(input_size > 0 && hidden_size > 0,
             "Recurrent: input_size and hidden_size must be positive, got input_size=",
             input_size, " hidden_size=", hidden_size);
@@ -43,7 +48,11 @@ class RecurrentWeights {
   Index input_size() const { return input_; }
   Index hidden_size() const { return hidden_; }
   Index gate_rows() const { return gates_ * hidden_; }  // G*H
-  Index count() const { return gate_rows() * (input_ + hidden_ + 2); }
+  Index count() const { return gate_rows() * (input_ + hidden_ + 2) + cell_count_; }
+  /// The parameters the cell owns (after bias_hh): values and gradients.
+  Index cell_count() const { return cell_count_; }
+  const T* cell_values() const { return params_.data() + cell_offset(); }
+  T* cell_grads() { return grads_.data() + cell_offset(); }
 
   /// PyTorch's names with `suffix` appended (`weight_ih` + `_l0_reverse`), in PyTorch's order.
   std::vector<Parameter<T>> named(const std::string& suffix) {
@@ -58,15 +67,27 @@ class RecurrentWeights {
     add("weight_hh", w_hh_offset(), GH, hidden_, {GH, hidden_});
     add("bias_ih", b_ih_offset(), GH, 1, {GH});
     add("bias_hh", b_hh_offset(), GH, 1, {GH});
+    Index offset = cell_offset();
+    for (const auto& p : cell_) {
+      const Index n = parameter_size(p), c = p.shape.size() > 1 ? p.shape.back() : 1;
+      add(p.name.c_str(), offset, n / c, c, p.shape);
+      offset += n;
+    }
     return out;
   }
   void zero_grad() { std::fill(grads_.begin(), grads_.end(), T(0)); }
-  /// PyTorch's default initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
+  /// PyTorch's default initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) (the
+  /// cell's own as each says: uniform so, ones or zeros).
   template <class Rng>
   void reset(Rng& rng) {
     const double k = 1.0 / std::sqrt(static_cast<double>(hidden_));
     std::uniform_real_distribution<double> u(-k, k);
-    for (auto& v : params_) v = static_cast<T>(u(rng));
+    for (Index i = 0; i < cell_offset(); ++i) params_[static_cast<std::size_t>(i)] = static_cast<T>(u(rng));
+    T* v = params_.data() + cell_offset();
+    for (const auto& p : cell_)
+      for (Index i = 0, n = parameter_size(p); i < n; ++i, ++v)
+        *v = p.init == ParameterInit::Uniform ? static_cast<T>(u(rng))
+                                              : T(p.init == ParameterInit::Ones ? 1 : 0);
   }
 
   ConstMap w_ih() const { return {params_.data() + w_ih_offset(), gate_rows(), input_}; }
@@ -87,8 +108,11 @@ class RecurrentWeights {
   Index w_hh_offset() const { return gate_rows() * input_; }
   Index b_ih_offset() const { return w_hh_offset() + gate_rows() * hidden_; }
   Index b_hh_offset() const { return b_ih_offset() + gate_rows(); }
+  Index cell_offset() const { return b_hh_offset() + gate_rows(); }
 
   Index gates_, input_, hidden_;
+  std::vector<CellParameter> cell_;
+  Index cell_count_ = 0;
   Buffer<T> params_, grads_;
 };
 
