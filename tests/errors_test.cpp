@@ -1,4 +1,6 @@
 // Bad input gets a clear exception naming the problem and the shapes involved.
+#include <limits>
+
 #include "support.hpp"
 
 namespace recur::test {
@@ -25,6 +27,38 @@ TEST(Errors, WrongFeatureSize) {
   Tensor3<float> x(2, 3, 7);
   x.setZero();
   expect_throw<std::invalid_argument>([&] { m.forward(x); }, {"7 features", "input_size = 5", "[2, 3, 7]"});
+}
+
+// A variant a cell does not have, or out of range, is rejected with a message naming it.
+TEST(Errors, VariantsACellDoesNotHave) {
+  auto o = opts(3, 4);
+  o.proj_size = 2;
+  expect_throw<std::invalid_argument>([&] { GRU<float> m(o); }, {"proj_size = 2", "LSTM option"});
+  expect_throw<std::invalid_argument>([&] { RNN<float> m(o); }, {"proj_size = 2", "LSTM option"});
+  o.proj_size = 4;
+  expect_throw<std::invalid_argument>([&] { LSTM<float> m(o); }, {"proj_size = 4", "hidden_size = 4"});
+  o = opts(3, 4);
+  o.peephole = true;
+  expect_throw<std::invalid_argument>([&] { GRU<float> m(o); }, {"GRU", "peephole"});
+  expect_throw<std::invalid_argument>([&] { RNN<double> m(o); }, {"RNN", "peephole"});
+  o = opts(3, 4);
+  o.linear_before_reset = false;
+  expect_throw<std::invalid_argument>([&] { LSTM<float> m(o); }, {"LSTM", "linear_before_reset"});
+  o = opts(3, 4);
+  o.cell_clip = -1;
+  expect_throw<std::invalid_argument>([&] { LSTM<float> m(o); }, {"cell_clip", "-1"});
+  o.cell_clip = std::numeric_limits<double>::infinity();
+  expect_throw<std::invalid_argument>([&] { GRU<float> m(o); }, {"cell_clip", "inf"});
+  // A projected LSTM's state: h is [.., proj_size], c is [.., hidden].
+  o = opts(3, 4);
+  o.proj_size = 2;
+  LSTM<float> m(o);
+  Tensor3<float> x(2, 3, 3);
+  x.setZero();
+  State<float> s;
+  s.h = Tensor3<float>(1, 2, 4);
+  s.h.setZero();
+  expect_throw<std::invalid_argument>([&] { m.forward(x, s); }, {"initial.h", "[1, 2, 4]", "[1, 2, 2]"});
 }
 
 TEST(Errors, EmptyInput) {

@@ -31,17 +31,18 @@ template <class Layer>
 void check_gradients(Layer& m, std::vector<Parameter<double>> params, const Problem& pb,
                      std::function<void()> reset = [] {}) {
   std::mt19937_64 rng(99);
-  const Index B = pb.batch, S = pb.steps, slots = m.state_slots(), H = m.hidden_size();
+  const Index B = pb.batch, S = pb.steps, slots = m.state_slots(), H = m.state_size(0);
+  const Index HC = m.state_size(Layer::kStates - 1);
   constexpr bool kTwo = Layer::kStates == 2;
   Tensor3<double> x = random_tensor<double>(B, S, m.input_size(), rng);
   State<double> init, g_state;
   if (pb.with_initial_state) {
     init.h = random_tensor<double>(slots, B, H, rng, 0.5);
-    if (kTwo) init.c = random_tensor<double>(slots, B, H, rng, 0.5);
+    if (kTwo) init.c = random_tensor<double>(slots, B, HC, rng, 0.5);
   }
   Tensor3<double> g_out = random_tensor<double>(B, S, m.output_size(), rng);
   g_state.h = random_tensor<double>(slots, B, H, rng);
-  if (kTwo) g_state.c = random_tensor<double>(slots, B, H, rng);
+  if (kTwo) g_state.c = random_tensor<double>(slots, B, HC, rng);
 
   reset();
   m.zero_grad();
@@ -129,6 +130,16 @@ TEST(GradientCheck, LSTMPeephole) {
 TEST(GradientCheck, LSTMClip) {
   check_model<LSTM<double>>(variant(2, true, 0.6, false, true), kPlain);
   check_model<LSTM<double>>(variant(1, true, 0.6, true, true), kLengths);
+}
+TEST(GradientCheck, LSTMProjection) {
+  auto o = variant(2, true, 0, false, true);
+  o.proj_size = 2;
+  check_model<LSTM<double>>(o, kPlain);
+  check_model<LSTM<double>>(o, kLengths);
+  o = variant(2, false, 0.6, true, true);  // with peepholes and clip
+  o.proj_size = 3;
+  check_model<LSTM<double>>(o, kOne);
+  check_model<LSTM<double>>(o, kOneStep);
 }
 TEST(GradientCheck, GRUResetBefore) {
   check_model<GRU<double>>(variant(2, true, 0, false, false), kPlain);

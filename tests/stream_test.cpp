@@ -7,7 +7,8 @@ namespace {
 // Streaming: a model stepped one time step at a time (Stream) gives each step of a
 // whole-sequence eval forward, from a given initial state, and ends in its final state.
 // The variants (clip, peephole, GRU's reset before the product) too.
-RecurrentOptions with(RecurrentOptions o, double clip, bool peephole, bool lbr) {
+RecurrentOptions with(RecurrentOptions o, double clip, bool peephole, bool lbr, Index proj = 0) {
+  o.proj_size = proj;
   o.cell_clip = clip;
   o.peephole = peephole;
   o.linear_before_reset = lbr;
@@ -15,15 +16,16 @@ RecurrentOptions with(RecurrentOptions o, double clip, bool peephole, bool lbr) 
 }
 
 template <class Model>
-void stream_equals_whole_sequence(double clip = 0, bool peephole = false, bool lbr = true) {
+void stream_equals_whole_sequence(double clip = 0, bool peephole = false, bool lbr = true,
+                                  Index proj = 0) {
   using T = typename Model::Scalar;
   std::mt19937_64 rng(8);
-  const Index B = 3, S = 7, I = 5, H = 6, L = 2;
-  Model m(with(opts(I, H, L), clip, peephole, lbr), 4);
+  const Index B = 3, S = 7, I = 5, H = 6, L = 2, HO = proj > 0 ? proj : H;
+  Model m(with(opts(I, H, L), clip, peephole, lbr, proj), 4);
   m.eval();
   Tensor3<T> x = random_tensor<T>(B, S, I, rng);
   State<T> init;
-  init.h = random_tensor<T>(L, B, H, rng, 0.5);
+  init.h = random_tensor<T>(L, B, HO, rng, 0.5);
   if (Model::kStates == 2) init.c = random_tensor<T>(L, B, H, rng, 0.5);
   auto whole = m.forward(x, init);
 
@@ -36,12 +38,14 @@ void stream_equals_whole_sequence(double clip = 0, bool peephole = false, bool l
       for (Index i = 0; i < I; ++i) xt(b, i) = x(b, t, i);
     auto y = stream.step(xt.data());
     for (Index b = 0; b < B; ++b)
-      for (Index k = 0; k < H; ++k)
+      for (Index k = 0; k < HO; ++k)
         worst = std::max(worst, std::abs(static_cast<double>(y(b, k) - whole.output(b, t, k))));
   }
   auto fin = stream.state();
   for (Index i = 0; i < fin.h.size(); ++i)
     worst = std::max(worst, std::abs(static_cast<double>(fin.h.data()[i] - whole.state.h.data()[i])));
+  for (Index i = 0; i < fin.c.size(); ++i)
+    worst = std::max(worst, std::abs(static_cast<double>(fin.c.data()[i] - whole.state.c.data()[i])));
   const double tol = std::is_same_v<T, double> ? 1e-14 : 1e-6;  // 1 ulp seen: B vs B*T-row GEMM
   EXPECT_LE(worst, tol);
   stream.reset();
@@ -50,7 +54,7 @@ void stream_equals_whole_sequence(double clip = 0, bool peephole = false, bool l
     for (Index i = 0; i < I; ++i) xt(b, i) = x(b, 0, i);
   auto y0 = stream.step(xt.data());
   for (Index b = 0; b < B; ++b)
-    for (Index k = 0; k < H; ++k) EXPECT_NEAR(y0(b, k), from_zero.output(b, 0, k), tol);
+    for (Index k = 0; k < HO; ++k) EXPECT_NEAR(y0(b, k), from_zero.output(b, 0, k), tol);
 }
 
 TEST(Stream, EqualsWholeSequenceLSTM) { stream_equals_whole_sequence<LSTM<double>>(); }
@@ -62,6 +66,8 @@ TEST(Stream, EqualsWholeSequenceVariants) {
   stream_equals_whole_sequence<GRU<double>>(0, false, false);
   stream_equals_whole_sequence<GRU<float>>(0.5, false, false);
   stream_equals_whole_sequence<RNN<double>>(0.5);
+  stream_equals_whole_sequence<LSTM<double>>(0, false, true, 4);
+  stream_equals_whole_sequence<LSTM<float>>(0.5, true, true, 3);
 }
 
 // process(): a block of n steps equals n step() calls and the whole-sequence forward with
@@ -69,13 +75,13 @@ TEST(Stream, EqualsWholeSequenceVariants) {
 // batch > 1 (time-major, interleaved samples) and stacked layers.
 template <class Model>
 void block_equals_steps_and_sequence(Index max_block, double clip = 0, bool peephole = false,
-                                     bool lbr = true) {
+                                     bool lbr = true, Index proj = 0) {
   using T = typename Model::Scalar;
   std::mt19937_64 rng(21);
   const Index B = 2, S = 9, I = 3, H = 5, L = 2, O = 4;
-  Model m(with(opts(I, H, L), clip, peephole, lbr), 6);
+  Model m(with(opts(I, H, L), clip, peephole, lbr, proj), 6);
   m.eval();
-  Linear<T> head(H, O, 7);
+  Linear<T> head(proj > 0 ? proj : H, O, 7);
   Tensor3<T> x = random_tensor<T>(B, S, I, rng);
   auto whole = m.forward(x);
   Tensor3<T> y = head.forward(whole.output);  // [B, S, O]
@@ -112,6 +118,8 @@ TEST(Stream, BlockEqualsStepsVariants) {
   block_equals_steps_and_sequence<LSTM<double>>(3, 0.5, true);
   block_equals_steps_and_sequence<GRU<double>>(256, 0, false, false);
   block_equals_steps_and_sequence<GRU<float>>(4, 0.5, false, false);
+  block_equals_steps_and_sequence<LSTM<double>>(4, 0, false, true, 3);
+  block_equals_steps_and_sequence<LSTM<float>>(256, 0, true, true, 2);
 }
 
 // The streaming kernels at the sizes they specialise: hidden sizes around the SIMD widths

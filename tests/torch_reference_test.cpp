@@ -17,6 +17,7 @@ void check_case(const RefCase& c, double fwd_tol, double grad_tol) {
   o.num_layers = c.meta_int("layers");
   o.bidirectional = c.meta_int("bidirectional") == 1;
   o.nonlinearity = c.meta.at("cell") == "rnn_relu" ? Nonlinearity::ReLU : Nonlinearity::Tanh;
+  if (c.meta.count("proj")) o.proj_size = c.meta_int("proj");  // nn.LSTM(proj_size=...)
   Model m(o);
   for (auto& p : m.named_parameters()) {
     ASSERT_TRUE(c.has(p.name)) << "the reference has no parameter " << p.name;
@@ -96,8 +97,8 @@ INSTANTIATE_TEST_SUITE_P(Shared, TorchReference,
 
 // The committed cases are part of the tests: a missing one is a failure, not a skip.
 TEST(TorchReferenceData, Committed) {
-  EXPECT_EQ(reference_case_names("committed").size(), 44u)
-      << "tests/reference/torch should hold the 44 cases make_torch_reference.py writes ("
+  EXPECT_EQ(reference_case_names("committed").size(), 48u)
+      << "tests/reference/torch should hold the 48 cases make_torch_reference.py writes ("
       << committed_reference_dir() << ")";
 }
 TEST(TorchReferenceData, Shared) {

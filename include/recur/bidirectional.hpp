@@ -3,6 +3,8 @@
 // States are [2, B, H] (forward, reverse), d x is the sum of both directions' d x.
 #pragma once
 
+#include <array>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,13 +24,15 @@ class Bidirectional
   using In = SequenceIn<T, kStates>;
   using Out = SequenceOut<T, kStates>;
 
-  Bidirectional(Index input_size, Index hidden_size, const Cell& cell = Cell())
-      : fwd_(input_size, hidden_size, Direction::Forward, cell),
-        rev_(input_size, hidden_size, Direction::Reverse, cell) {}
+  Bidirectional(Index input_size, Index hidden_size, const Cell& cell = Cell(),
+                Index proj_size = 0)
+      : fwd_(input_size, hidden_size, Direction::Forward, cell, proj_size),
+        rev_(input_size, hidden_size, Direction::Reverse, cell, proj_size) {}
 
   Index input_size() const { return fwd_.input_size(); }
   Index hidden_size() const { return fwd_.hidden_size(); }
-  Index output_size() const { return 2 * fwd_.hidden_size(); }
+  Index output_size() const { return 2 * fwd_.output_size(); }
+  Index state_size(Index s) const { return fwd_.state_size(s); }
   Index state_slots() const { return 2; }
   const Cell& cell() const { return fwd_.cell(); }
   Recurrent<Cell>& forward_layer() { return fwd_; }
@@ -59,13 +63,15 @@ class Bidirectional
   std::size_t workspace_bytes() const { return fwd_.workspace_bytes() + rev_.workspace_bytes(); }
 
   void forward_rows(const In& in, const Out& out, bool training) {
-    const Index H = hidden_size(), reverse = in.batch * H;  // the reverse state's offset
+    const Index H = fwd_.output_size();
+    const auto reverse = reverse_offsets(in.batch);
     fwd_.forward_rows(in, out.columns(0, H), training);
     rev_.forward_rows(in.state_at(reverse), out.columns(H, H).state_at(reverse), training);
   }
 
   void backward_rows(const In& d_out, const Out& d_in) {
-    const Index H = hidden_size(), reverse = d_out.batch * H;
+    const Index H = fwd_.output_size();
+    const auto reverse = reverse_offsets(d_out.batch);
     fwd_.backward_rows(d_out.columns(0, H), d_in);
     // The reverse direction adds its d x to the forward one's.
     rev_.backward_rows(d_out.columns(H, H).state_at(reverse),
@@ -73,6 +79,13 @@ class Bidirectional
   }
 
  private:
+  // Where the reverse direction's slot starts in each state ([2, batch, width]).
+  std::array<Index, kStates> reverse_offsets(Index batch) const {
+    std::array<Index, kStates> o{};
+    for (Index s = 0; s < kStates; ++s) o[static_cast<std::size_t>(s)] = batch * state_size(s);
+    return o;
+  }
+
   Recurrent<Cell> fwd_, rev_;
 };
 

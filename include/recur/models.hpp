@@ -48,8 +48,13 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   const Cell& cell() const { return cell_; }
   Index input_size() const { return options_.input_size; }
   Index hidden_size() const { return options_.hidden_size; }
+  Index proj_size() const { return options_.proj_size; }
   Index num_directions() const { return options_.bidirectional ? 2 : 1; }
-  Index output_size() const { return num_directions() * options_.hidden_size; }
+  /// The width of h (hidden_size, or proj_size) and of c (hidden_size).
+  Index state_size(Index s) const {
+    return s == 0 && options_.proj_size > 0 ? options_.proj_size : options_.hidden_size;
+  }
+  Index output_size() const { return num_directions() * state_size(0); }
   Index state_slots() const { return options_.num_layers * num_directions(); }
 
   /// PyTorch's names and order: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
@@ -89,6 +94,12 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
                     " num_layers=", o.num_layers);
     detail::require(o.dropout >= 0.0 && o.dropout <= 1.0, "RecurrentOptions: dropout = ",
                     o.dropout, " is outside [0, 1]");
+    detail::require(o.proj_size == 0 || Cell::kStates == 2,
+                    "RecurrentOptions: proj_size = ", o.proj_size,
+                    " is an LSTM option (a projection of h needs a cell state c)");
+    detail::require(o.proj_size >= 0 && o.proj_size < o.hidden_size,
+                    "RecurrentOptions: proj_size = ", o.proj_size, " must be in [0, hidden_size = ",
+                    o.hidden_size, ") (0: no projection)");
     // Every layer's parameters (the widest input: directions * hidden_size), checked against
     // overflow before the first layer is built.
     const std::string who = "RecurrentOptions (input_size=" + std::to_string(o.input_size) +
@@ -108,16 +119,17 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   static std::variant<Uni, Bi> make_stack(const RecurrentOptions& o, std::uint64_t seed,
                                           const Cell& cell) {
     const std::uint64_t dropout_seed = seed ^ 0x9e3779b97f4a7c15ULL;
+    const Index out = o.proj_size > 0 ? o.proj_size : o.hidden_size;  // one direction's output
     if (o.bidirectional) {
       std::vector<Bidirectional<Cell>> layers;
       for (Index l = 0; l < o.num_layers; ++l)
-        layers.emplace_back(l == 0 ? o.input_size : 2 * o.hidden_size, o.hidden_size, cell);
+        layers.emplace_back(l == 0 ? o.input_size : 2 * out, o.hidden_size, cell, o.proj_size);
       return Bi(std::move(layers), o.dropout, dropout_seed);
     }
     std::vector<Recurrent<Cell>> layers;
     for (Index l = 0; l < o.num_layers; ++l)
-      layers.emplace_back(l == 0 ? o.input_size : o.hidden_size, o.hidden_size,
-                          Direction::Forward, cell);
+      layers.emplace_back(l == 0 ? o.input_size : out, o.hidden_size, Direction::Forward, cell,
+                          o.proj_size);
     return Uni(std::move(layers), o.dropout, dropout_seed);
   }
 

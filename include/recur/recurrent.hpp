@@ -51,13 +51,19 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
   using In = SequenceIn<T, kStates>;
   using Out = SequenceOut<T, kStates>;
 
+  /// proj_size > 0 (LSTM: PyTorch's proj_size): h_t = W_hr (the cell's h), of width
+  /// proj_size < hidden_size; parameter weight_hr [proj_size, hidden_size].
   Recurrent(Index input_size, Index hidden_size, Direction direction = Direction::Forward,
-            Cell cell = Cell())
-      : core_(input_size, hidden_size, direction, std::move(cell)) {}
+            Cell cell = Cell(), Index proj_size = 0)
+      : core_(input_size, hidden_size, direction, std::move(cell), proj_size) {}
 
   Index input_size() const { return core_.input(); }
   Index hidden_size() const { return core_.hidden(); }
-  Index output_size() const { return core_.hidden(); }
+  Index proj_size() const { return core_.proj(); }
+  /// The width of h and of the output: proj_size, or hidden_size without a projection.
+  Index output_size() const { return core_.width(0); }
+  /// The width of state s (h: output_size(); c: hidden_size()).
+  Index state_size(Index s) const { return core_.width(s); }
   Index state_slots() const { return 1; }
   Direction direction() const { return core_.time.direction(); }
   const Cell& cell() const { return core_.cell; }
@@ -89,7 +95,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     core_.time.start(B, S, given.lengths);
     core_.cached = false;
     core_.bind();
-    core_.ws.for_forward(B, S, kGates, kStates, core_.extra(), H, training);
+    core_.ws.for_forward(B, S, kGates, kStates, core_.extra(), H, training, core_.proj());
     const In in = without_non_finite_padding(given);
     core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S, core_.late() * H);
     switch (strategy(B, S)) {
@@ -118,7 +124,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
           "backward consumes the cache of one forward)");
     const Index B = core_.time.batch(), S = core_.time.steps(), H = core_.hidden();
     core_.bind();
-    core_.ws.for_backward(B, S, kGates, kStates, H, !Cell::kSameGateGrads);
+    core_.ws.for_backward(B, S, kGates, kStates, H, !Cell::kSameGateGrads, core_.proj());
     T* dr = Cell::kSameGateGrads ? core_.ws.gates.data() : core_.ws.dr.data();
     core_.products.prepare(core_.weights, detail::WeightOp::AsIs, B, S, core_.late() * H);
     switch (strategy(B, S)) {
@@ -142,7 +148,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
   int unit_parts(Index B, Index S) const {
     // The late product needs the whole of v; a cell's own parameters are per unit, and a
     // cell on a range of units does not know where the range starts.
-    if (core_.late() > 0 || core_.weights.cell_count() > 0) return 1;
+    // A projection needs the whole of m.
+    if (core_.late() > 0 || core_.weights.cell_count() > 0 || core_.proj() > 0) return 1;
     return detail::UnitSplit<Cell>::parts(B, S, core_.hidden());
   }
   Strategy strategy(Index B, Index S) const {
@@ -183,9 +190,9 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     const Index GH = kGates * H, N = B * S, I = core_.input();
     ConstRows<T> dA = rows<T>(static_cast<const T*>(core_.ws.gates.data()), N, GH);
     ConstRows<T> dR = rows<T>(dr_base, N, GH);
-    const Index EH = core_.extra() * H;
+    const Index EH = core_.extra() * H, P = core_.proj();
     products.prepare_weight_grads(w, core_.x, core_.ldx, core_.ws.prev.data(), N,
-                                  core_.ws.extra.data(), EH);
+                                  core_.ws.extra.data(), EH, core_.ws.m.data());
     Rows<T>& d_x = d_in.rows;
     const auto update = d_in.accumulate ? detail::Update<T>::add() : detail::Update<T>::assign_to();
     const int parts = detail::threads_for(GH, static_cast<double>(N) * GH * (I + H));
@@ -200,6 +207,10 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
       const auto [g0, g1] = detail::split(GH, p, n);
       const Index ng = g1 - g0;
       products.weight_grads(w, dA.data(), dR.data(), g0, g1, work);
+      if (P > 0) {
+        const auto [p0, p1] = detail::split(P, p, n);
+        products.projection_grads(w, core_.ws.dproj.data(), p0, p1, work);
+      }
       // Bias gradients: column sums, taken row by row (contiguous, vectorised).
       auto db_ih = w.d_b_ih().segment(g0, ng);
       auto db_hh = w.d_b_hh().segment(g0, ng);
@@ -210,7 +221,8 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     });
     if constexpr (detail::has_cell_parameters<Cell>::value) {
       auto prev = detail::make_array<kStates>([&](std::size_t s) {
-        return rows<T>(static_cast<const T*>(core_.ws.prev.data()) + static_cast<Index>(s) * N * H, N, H);
+        return rows<T>(static_cast<const T*>(core_.ws.prev.data()) + static_cast<Index>(s) * N * H, N,
+                       core_.width(static_cast<Index>(s)));
       });
       core_.cell.parameter_grads(dA, dR, prev,
                                  rows<T>(static_cast<const T*>(core_.ws.extra.data()), N, EH),

@@ -65,9 +65,13 @@ struct SequenceIn {
                          Eigen::OuterStride<>(rows.outerStride())),
             batch, steps, lengths, state};
   }
-  /// The same rows, the state pointers moved `offset` values on (the slots of one layer).
+  /// The same rows, the state pointers moved `offset` values on (the slots of one layer);
+  /// or each by its own offset (states of different widths).
   SequenceIn state_at(Index offset) const {
     return {rows, batch, steps, lengths, shifted(state, offset)};
+  }
+  SequenceIn state_at(const std::array<Index, K>& offsets) const {
+    return {rows, batch, steps, lengths, shifted(state, offsets)};
   }
   /// The same state and lengths with other rows.
   SequenceIn with_rows(ConstRows<T> r) const { return {r, batch, steps, lengths, state}; }
@@ -77,6 +81,13 @@ struct SequenceIn {
     std::array<P, K> q = p;
     for (auto& e : q)
       if (e) e += by;
+    return q;
+  }
+  template <class P>
+  static std::array<P, K> shifted(const std::array<P, K>& p, const std::array<Index, K>& by) {
+    std::array<P, K> q = p;
+    for (std::size_t k = 0; k < q.size(); ++k)
+      if (q[k]) q[k] += by[k];
     return q;
   }
 };
@@ -99,11 +110,15 @@ struct SequenceOut {
   SequenceOut state_at(Index offset) const {
     return {rows, SequenceIn<T, K>::shifted(state, offset), accumulate};
   }
+  SequenceOut state_at(const std::array<Index, K>& offsets) const {
+    return {rows, SequenceIn<T, K>::shifted(state, offsets), accumulate};
+  }
   SequenceOut with_rows(Rows<T> r, bool acc) const { return {r, state, acc}; }
 };
 
 /// The tensor-level forward/backward of a layer whose Derived class provides the row API and
-/// input_size(), hidden_size(), output_size(), state_slots(). K: state tensors (2 for LSTM).
+/// input_size(), output_size(), state_slots() and state_size(s) (the width of state s: h is
+/// hidden_size, or proj_size with a projection; c is hidden_size). K: state tensors (2: LSTM).
 template <class Derived, class T, Index K>
 class SequenceLayer : public Mode {
  public:
@@ -118,13 +133,14 @@ class SequenceLayer : public Mode {
     const detail::UseFlag::Hold hold(in_use_, "forward");
     Derived& self = derived();
     const Index B = x.dimension(0), S = x.dimension(1), F = x.dimension(2);
-    const Index slots = self.state_slots(), H = self.hidden_size(), O = self.output_size();
+    const Index slots = self.state_slots(), H = self.state_size(0), O = self.output_size();
+    const Index HC = self.state_size(K - 1);
     detail::require(B > 0 && S > 0, "forward: empty input ", detail::dims_str(x.dimensions()),
                     "; batch and time must be at least 1");
     detail::require(F == self.input_size(), "forward: input has ", F,
                     " features but the layer expects input_size = ", self.input_size(),
                     " (x is ", detail::dims_str(x.dimensions()), ")");
-    check_state(initial, "initial", slots, B, H);
+    check_state(initial, "initial", slots, B, H, HC);
     detail::require(lengths.empty() || static_cast<Index>(lengths.size()) == B, "forward: got ",
                     lengths.size(), " lengths for a batch of ", B, " (x is ",
                     detail::dims_str(x.dimensions()), ")");
@@ -141,7 +157,7 @@ class SequenceLayer : public Mode {
     Output<T> out;
     out.output.resize(B, S, O);
     out.state.h.resize(slots, B, H);
-    if constexpr (K == 2) out.state.c.resize(slots, B, H);
+    if constexpr (K == 2) out.state.c.resize(slots, B, HC);
     has_forward_ = false;
     self.forward_rows(In{ConstRows<T>(xdata, B * S, F, Eigen::OuterStride<>(F)), B, S,
                          lengths.empty() ? nullptr : lengths.data(), pointers(initial)},
@@ -161,18 +177,19 @@ class SequenceLayer : public Mode {
     const detail::UseFlag::Hold hold(in_use_, "backward");
     Derived& self = derived();
     check_backward("backward");
-    const Index B = batch_, S = steps_, slots = self.state_slots(), H = self.hidden_size();
+    const Index B = batch_, S = steps_, slots = self.state_slots(), H = self.state_size(0);
+    const Index HC = self.state_size(K - 1);
     const Index O = self.output_size(), F = self.input_size();
     detail::require(d_output.dimension(0) == B && d_output.dimension(1) == S &&
                         d_output.dimension(2) == O,
                     "backward: d_output is ", detail::dims_str(d_output.dimensions()),
                     " but the forward's output is ", detail::shape_str({B, S, O}));
-    check_state(d_state, "d_state", slots, B, H);
+    check_state(d_state, "d_state", slots, B, H, HC);
     has_forward_ = false;
     Gradients<T> g;
     g.input.resize(B, S, F);
     g.state.h.resize(slots, B, H);
-    if constexpr (K == 2) g.state.c.resize(slots, B, H);
+    if constexpr (K == 2) g.state.c.resize(slots, B, HC);
     self.backward_rows(In{ConstRows<T>(d_output.data(), B * S, O, Eigen::OuterStride<>(O)), B,
                           S, nullptr, pointers(d_state)},
                        Out{Rows<T>(g.input.data(), B * S, F, Eigen::OuterStride<>(F)),
@@ -204,11 +221,12 @@ class SequenceLayer : public Mode {
                     detail::shape_str({slots, B, H}),
                     " ([num_layers * directions, batch, hidden]) or empty");
   }
-  static void check_state(const State<T>& s, const char* what, Index slots, Index B, Index H) {
+  static void check_state(const State<T>& s, const char* what, Index slots, Index B, Index H,
+                          Index HC) {
     const std::string name(what);
     check_one(s.h, (name + ".h").c_str(), slots, B, H);
     if constexpr (K == 2) {
-      check_one(s.c, (name + ".c").c_str(), slots, B, H);
+      check_one(s.c, (name + ".c").c_str(), slots, B, HC);
     } else {
       detail::require(s.c.size() == 0, name, ".c is ", detail::dims_str(s.c.dimensions()),
                       " but this cell has no cell state c; leave it empty");

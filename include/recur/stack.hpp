@@ -4,6 +4,8 @@
 // with the same row-view API). States are [L * D, B, H]: layer l owns slots l*D .. l*D+D-1.
 #pragma once
 
+#include <array>
+
 #include <cstdint>
 #include <new>
 #include <random>
@@ -40,6 +42,7 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
                       " outputs ", layers_[l - 1].output_size(), " features");
     for (std::size_t l = 1; l < layers_.size(); ++l)
       detail::require(layers_[l].hidden_size() == layers_[0].hidden_size() &&
+                          layers_[l].state_size(0) == layers_[0].state_size(0) &&
                           layers_[l].state_slots() == layers_[0].state_slots(),
                       "Stack: every layer must have the same hidden size and directions "
                       "(states are [layers * directions, batch, hidden])");
@@ -55,6 +58,7 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   Index input_size() const { return layers_.front().input_size(); }
   Index hidden_size() const { return layers_.front().hidden_size(); }
   Index output_size() const { return layers_.back().output_size(); }
+  Index state_size(Index s) const { return layers_.front().state_size(s); }
   Index state_slots() const { return num_layers() * layers_.front().state_slots(); }
   double dropout() const { return dropout_; }
   /// The dropout generator's state as text, to save with a checkpoint and restore on resume.
@@ -91,7 +95,8 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   }
 
   void forward_rows(const In& in, const Out& out, bool training) {
-    const Index N = in.batch * in.steps, per_layer = state_values_per_layer(in.batch);
+    const Index N = in.batch * in.steps;
+    const auto per_layer = state_values_per_layer(in.batch);
     dropped_ = training && dropout_ > 0.0;
     ConstRows<T> x = in.rows;  // input of layer l
     for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -99,7 +104,7 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
       const Index O = layers_[l].output_size();
       if (!last) detail::grow(buffers_[l], static_cast<std::size_t>(N * O));
       Rows<T> o = last ? out.rows : detail::rows(buffers_[l].data(), N, O);
-      const Index off = static_cast<Index>(l) * per_layer;
+      const auto off = times(per_layer, static_cast<Index>(l));
       layers_[l].forward_rows(in.with_rows(x).state_at(off), out.with_rows(o, false).state_at(off),
                               training);
       if (!last && dropped_) apply_dropout(o, masks_[l]);
@@ -109,11 +114,12 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   }
 
   void backward_rows(const In& d_out, const Out& d_in) {
-    const Index N = d_out.rows.rows(), per_layer = state_values_per_layer(d_out.batch);
+    const Index N = d_out.rows.rows();
+    const auto per_layer = state_values_per_layer(d_out.batch);
     ConstRows<T> d = d_out.rows;  // d of layer l's output
     for (std::size_t l = layers_.size(); l-- > 0;) {
       const Index I = layers_[l].input_size();
-      const Index off = static_cast<Index>(l) * per_layer;
+      const auto off = times(per_layer, static_cast<Index>(l));
       // d of this layer's input: the caller's d x for layer 0, else a scratch buffer (two,
       // used in turn, since d is read while the next one is written).
       detail::Buffer<T>& buf = dbuffer_[l % 2];
@@ -130,9 +136,17 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   }
 
  private:
-  // Values of one layer's D slots of a [L * D, B, H] state: layer l's start at l times it.
-  Index state_values_per_layer(Index batch) const {
-    return layers_.front().state_slots() * batch * hidden_size();
+  // Values of one layer's D slots of each [L * D, B, width] state: layer l's start at l
+  // times it.
+  std::array<Index, kStates> state_values_per_layer(Index batch) const {
+    std::array<Index, kStates> n{};
+    for (Index s = 0; s < kStates; ++s)
+      n[static_cast<std::size_t>(s)] = layers_.front().state_slots() * batch * state_size(s);
+    return n;
+  }
+  static std::array<Index, kStates> times(std::array<Index, kStates> a, Index l) {
+    for (auto& v : a) v *= l;
+    return a;
   }
   void apply_dropout(Rows<T> o, detail::Buffer<T>& mask) {
     const std::size_t n = static_cast<std::size_t>(o.rows() * o.cols());

@@ -48,7 +48,8 @@ class Stream {
   static constexpr Index kDefaultBlock = 256;
 
   /// A stream over `model` for `batch` independent sequences (e.g. audio channels), without
-  /// a head: each step outputs the last layer's h [batch, hidden].
+  /// a head: each step outputs the last layer's h [batch, hidden] ([batch, proj_size] with a
+  /// projection).
   explicit Stream(Model& model, Index batch = 1, Index max_block = kDefaultBlock)
       : batch_(batch), block_(max_block) {
     build(model, nullptr);
@@ -65,8 +66,9 @@ class Stream {
   Index num_layers() const { return static_cast<Index>(layers_.size()); }
   Index input_size() const { return layers_.front().input_size(); }
   Index hidden_size() const { return hidden_; }
-  /// Features per sample out of step() and process(): the head's outputs, or hidden_size().
-  Index output_size() const { return head_out_ > 0 ? head_out_ : hidden_; }
+  /// Features per sample out of step() and process(): the head's outputs, or h's width
+  /// (hidden_size(), or the projection's).
+  Index output_size() const { return head_out_ > 0 ? head_out_ : width(0); }
   bool has_head() const { return head_out_ > 0; }
 
   /// Copies the weights of `model` (and `head`) again: they must have the shapes the stream
@@ -80,8 +82,12 @@ class Stream {
       for (auto& s : side) std::fill(s.begin(), s.end(), T(0));
   }
 
-  /// Values in the state: h (and c for LSTM), each [num_layers, batch, hidden].
-  Index state_size() const { return kStates * num_layers() * batch_ * hidden_; }
+  /// Values in the state: h (and c for LSTM), each [num_layers, batch, width].
+  Index state_size() const {
+    Index n = 0;
+    for (Index k = 0; k < kStates; ++k) n += num_layers() * batch_ * width(k);
+    return n;
+  }
   /// Copies the state to `to` (state_size() values: h, then c) — e.g. before a look-ahead.
   void save_state(T* to) const noexcept {
     for (const auto& s : state_[cur_]) to = std::copy(s.begin(), s.end(), to);
@@ -106,10 +112,10 @@ class Stream {
         continue;
       }
       detail::require(src.dimension(0) == num_layers() && src.dimension(1) == batch_ &&
-                          src.dimension(2) == hidden_,
+                          src.dimension(2) == width(k),
                       "Stream::set_state: ", k == 0 ? "h" : "c", " is ",
                       detail::dims_str(src.dimensions()), " but must be ",
-                      detail::shape_str({num_layers(), batch_, hidden_}));
+                      detail::shape_str({num_layers(), batch_, width(k)}));
       std::copy(src.data(), src.data() + src.size(), dst.begin());
     }
   }
@@ -119,7 +125,7 @@ class Stream {
     State<T> s;
     Tensor3<T>* parts[2] = {&s.h, &s.c};
     for (Index k = 0; k < kStates; ++k) {
-      parts[k]->resize(num_layers(), batch_, hidden_);
+      parts[k]->resize(num_layers(), batch_, width(k));
       const auto& src = state_[cur_][static_cast<std::size_t>(k)];
       std::copy(src.begin(), src.end(), parts[k]->data());
     }
@@ -139,7 +145,7 @@ class Stream {
   }
   /// The same from batch * input_size contiguous values.
   ConstRows<T> step(const T* x) noexcept {
-    const Index B = batch_, H = hidden_;
+    const Index B = batch_, H = width(0);
     const T* in = x;
     Index ld = input_size();
     for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -187,12 +193,14 @@ class Stream {
  private:
   using Layer = detail::StreamingLayer<Cell>;
 
+  // The width of state k: h (hidden, or the projection's), c (hidden).
+  Index width(Index k) const { return k == 0 ? width_ : hidden_; }
   // The current and next states of layer l.
   std::pair<typename Layer::ConstStates, typename Layer::States> states(std::size_t l) {
-    const Index off = static_cast<Index>(l) * batch_ * hidden_;
     typename Layer::ConstStates prev{};
     typename Layer::States next{};
     for (std::size_t k = 0; k < static_cast<std::size_t>(kStates); ++k) {
+      const Index off = static_cast<Index>(l) * batch_ * width(static_cast<Index>(k));
       prev[k] = state_[cur_][k].data() + off;
       next[k] = state_[1 - cur_][k].data() + off;
     }
@@ -203,7 +211,7 @@ class Stream {
   // then its time loop; its outputs (h per step, written straight into the block's sequence
   // [m, B, H], which the next layer projects) are the next layer's input.
   void block(const T* in, Index m, T* out) noexcept {
-    const Index B = batch_, H = hidden_, GS = layers_.front().gate_stride();
+    const Index B = batch_, H = width(0), GS = layers_.front().gate_stride();
     const std::size_t start = cur_;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       auto& layer = layers_[l];
@@ -233,7 +241,7 @@ class Stream {
 
   // y [m, head_out] = head_b + h W^T for m rows of h [m, hidden].
   void apply_head(const T* h, Index m, T* y) noexcept {
-    const Index H = hidden_, O = head_out_;
+    const Index H = width(0), O = head_out_;
     for (Index r = 0; r < m; ++r) {
       if (few_outputs()) {  // one dot product each
         for (Index o = 0; o < O; ++o)
@@ -251,29 +259,32 @@ class Stream {
   void build(Model& model, Linear<T>* head) {
     detail::require(batch_ > 0, "Stream: batch must be positive, got ", batch_);
     detail::require(block_ > 0, "Stream: max_block must be positive, got ", block_);
-    detail::require(model.output_size() == model.hidden_size(),
+    detail::require(model.output_size() == model.state_size(0),
                     "Stream: bidirectional models cannot run one step at a time");
     if constexpr (std::is_same_v<Model, Recurrent<Cell>>)
       detail::require(model.direction() == Direction::Forward,
                       "Stream: a reverse layer cannot run one step at a time (it needs the future)");
     auto p = model.named_parameters();
     hidden_ = model.hidden_size();
-    per_layer_ = 4 + detail::cell_parameters(model.cell(), hidden_).size();
+    width_ = model.state_size(0);
+    const Index proj = width_ < hidden_ ? width_ : 0;
+    per_layer_ = 4 + (proj > 0 ? 1 : 0) + detail::cell_parameters(model.cell(), hidden_).size();
     const Index L = static_cast<Index>(p.size() / per_layer_);
     for (Index l = 0; l < L; ++l)
-      layers_.emplace_back(model.cell(), p[static_cast<std::size_t>(l) * per_layer_].value.cols(), hidden_);
+      layers_.emplace_back(model.cell(), p[static_cast<std::size_t>(l) * per_layer_].value.cols(), hidden_,
+                           proj);
     head_out_ = head ? head->out_features() : 0;
     if (head)
-      detail::require(head->in_features() == hidden_, "Stream: the head takes ",
-                      head->in_features(), " features but the model outputs ", hidden_);
+      detail::require(head->in_features() == width_, "Stream: the head takes ",
+                      head->in_features(), " features but the model outputs ", width_);
     const Index B = batch_, GS = layers_.front().gate_stride();
     const Index rows = detail::checked_count("Stream: max_block * batch", {block_, B}, 1);
     for (auto& layer : layers_) layer.reserve(B, rows);
     for (auto& side : state_)
       for (Index k = 0; k < kStates; ++k)
-        side[static_cast<std::size_t>(k)].assign(static_cast<std::size_t>(L * B * hidden_), T(0));
+        side[static_cast<std::size_t>(k)].assign(static_cast<std::size_t>(L * B * width(k)), T(0));
     a_.assign(static_cast<std::size_t>(detail::checked_count("Stream: block gate buffer", {rows, GS}, sizeof(T))), T(0));
-    seq_.assign(static_cast<std::size_t>(rows * hidden_), T(0));
+    seq_.assign(static_cast<std::size_t>(rows * width_), T(0));
     out_.assign(static_cast<std::size_t>(B * output_size()), T(0));
     head_h_.assign(static_cast<std::size_t>(detail::PackedMatVec<T>::padded(head_out_)), T(0));
     x_.assign(static_cast<std::size_t>(B * input_size()), T(0));
@@ -294,12 +305,14 @@ class Stream {
       detail::require(q[0].value.cols() == layers_[l].input_size(), "Stream::reload: layer ",
                       l, " takes ", q[0].value.cols(), " features, the stream's ",
                       layers_[l].input_size());
+      const std::size_t cell_at = layers_[l].proj_size() > 0 ? 5 : 4;  // after weight_hr
       layers_[l].load(q[0].value.data(), q[1].value.data(), q[2].value.data(), q[3].value.data(),
-                      n > 4 ? q[4].value.data() : nullptr);
+                      n > cell_at ? q[cell_at].value.data() : nullptr,
+                      cell_at == 5 ? q[4].value.data() : nullptr);
     }
     if (!head) return;
     auto hp = head->named_parameters();
-    const Index H = hidden_, O = head_out_;
+    const Index H = width_, O = head_out_;
     head_b_.assign(static_cast<std::size_t>(O), T(0));
     if (hp.size() > 1) std::copy(hp[1].value.data(), hp[1].value.data() + O, head_b_.begin());
     const T* w = hp[0].value.data();  // [O, H] row-major
@@ -310,7 +323,7 @@ class Stream {
     }
   }
 
-  Index batch_, block_, hidden_ = 0, head_out_ = 0;
+  Index batch_, block_, hidden_ = 0, width_ = 0, head_out_ = 0;  // width_: of h
   std::size_t per_layer_ = 4;  // parameters per layer: the four, then the cell's own
   std::vector<Layer> layers_;
   std::array<std::array<detail::Buffer<T>, kStates>, 2> state_;  // [current/next][h, c]: [L, B, H]

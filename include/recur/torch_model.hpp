@@ -58,15 +58,21 @@ TorchModel<Model> load_torch_model(const std::string& path, const std::string& r
                     "weight_ih_l0' and '", p, "weight_hh_l0'); the file holds ", names,
                     file.tensors().size() > 8 ? ", ..." : "");
   }
-  if (ih0->size() != 2 || hh0->size() != 2 || (*hh0)[1] <= 0 || (*hh0)[0] != G * (*hh0)[1] ||
-      (*ih0)[0] != (*hh0)[0])
+  // A projection (nn.LSTM(proj_size=P)): weight_hr_l0 [P, hidden], weight_hh [G * hidden, P].
+  const auto* hr0 = shape_of(p + "weight_hr_l0");
+  const bool proj = hr0 && hr0->size() == 2;
+  if (ih0->size() != 2 || hh0->size() != 2 || (*hh0)[1] <= 0 || (*ih0)[0] % G != 0 ||
+      (*hh0)[0] != (*ih0)[0] || (!proj && (*hh0)[0] != G * (*hh0)[1]) ||
+      (proj && ((*hr0)[0] != (*hh0)[1] || G * (*hr0)[1] != (*hh0)[0])))
     safetensors::detail::corrupt(path, "'", p, "weight_ih_l0' is ", safetensors::shape_str(*ih0), " and '", p,
                     "weight_hh_l0' ", safetensors::shape_str(*hh0), ": not a layer of ", G,
                     " gates (", G == 4 ? "LSTM" : G == 3 ? "GRU" : "RNN",
-                    "; weight_hh must be [", G, " * hidden, hidden])");
+                    "; weight_hh must be [", G, " * hidden, hidden], or [", G,
+                    " * hidden, proj_size] with weight_hr [proj_size, hidden])");
   RecurrentOptions o;
   o.input_size = (*ih0)[1];
-  o.hidden_size = (*hh0)[1];
+  o.hidden_size = (*ih0)[0] / G;
+  o.proj_size = proj ? (*hr0)[0] : 0;
   o.num_layers = 0;
   while (shape_of(p + "weight_ih_l" + std::to_string(o.num_layers))) ++o.num_layers;
   o.bidirectional = shape_of(p + "weight_ih_l0_reverse") != nullptr;

@@ -58,13 +58,17 @@ struct RecurrentOptions {
   double cell_clip = 0.0;           // > 0: gate pre-activations clipped to [-cell_clip,
                                     // cell_clip] (ONNX's clip); any cell
   bool peephole = false;            // LSTM: i, f see c, o sees c' (ONNX's P)
+  Index proj_size = 0;              // LSTM: > 0 projects h (PyTorch's proj_size): h_t =
+                                    // W_hr (o * tanh(c_t)), h and the output of width
+                                    // proj_size < hidden_size, parameter weight_hr_l{k}
   bool linear_before_reset = true;  // GRU: false = the reset gate before the product,
                                     // n = tanh(a_n + W_hn (r * h) + b_hn) (ONNX's
                                     // linear_before_reset = 0, Keras' reset_after=False)
 };
 
 /// h and c are [num_layers * directions, batch, hidden], direction fastest (PyTorch's h_n
-/// layout); c is used by LSTM only; an empty tensor means zeros.
+/// layout; h is [.., proj_size] with a projection); c is used by LSTM only; an empty tensor
+/// means zeros.
 template <class T>
 struct State {
   Tensor3<T> h;

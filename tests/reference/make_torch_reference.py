@@ -37,8 +37,17 @@ def fmt(v):
     return "%.17g" % v
 
 
-def make(cell, layers, bi, B, T, I, H, lengths, out_dir):
-    name = f"{cell}_L{layers}_{'bi' if bi else 'uni'}_B{B}T{T}I{I}H{H}{'_len' if lengths else ''}"
+# nn.LSTM(proj_size=P): (layers, bidirectional, B, T, I, H, P, lengths or None).
+PROJ_SHAPES = [
+    (1, False, 3, 5, 4, 6, 3, None),
+    (2, True, 3, 5, 4, 6, 2, None),
+    (2, False, 4, 6, 5, 7, 4, [6, 2, 0, 4]),
+    (2, True, 5, 11, 7, 5, 3, [8, 9, 1, 3, 11]),
+]
+
+
+def make(cell, layers, bi, B, T, I, H, lengths, out_dir, proj=0):
+    name = f"{cell}_L{layers}_{'bi' if bi else 'uni'}_B{B}T{T}I{I}H{H}{f'P{proj}' if proj else ''}{'_len' if lengths else ''}"
     if lengths is not None and 0 in lengths:
         name += "0"
     seed = zlib.crc32(name.encode()) & 0x7FFFFFFF
@@ -46,9 +55,11 @@ def make(cell, layers, bi, B, T, I, H, lengths, out_dir):
     D = 2 if bi else 1
     kind = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
     kw = {"nonlinearity": "relu" if cell == "rnn_relu" else "tanh"} if cell.startswith("rnn") else {}
+    if proj:
+        kw["proj_size"] = proj
     m = kind(I, H, num_layers=layers, bidirectional=bi, batch_first=True, **kw).double()
     x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
-    h0 = (0.5 * torch.randn(layers * D, B, H, dtype=torch.float64)).requires_grad_()
+    h0 = (0.5 * torch.randn(layers * D, B, proj or H, dtype=torch.float64)).requires_grad_()
     c0 = (0.5 * torch.randn(layers * D, B, H, dtype=torch.float64)).requires_grad_()
     state = (h0, c0) if cell == "lstm" else h0
     if lengths is not None:
@@ -58,7 +69,7 @@ def make(cell, layers, bi, B, T, I, H, lengths, out_dir):
         sub = (h0[:, nz], c0[:, nz]) if cell == "lstm" else h0[:, nz]
         y, st = m(packed, sub)
         y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=T)
-        output = torch.zeros(B, T, D * H, dtype=torch.float64).index_put((nz.nonzero()[:, 0],), y)
+        output = torch.zeros(B, T, D * (proj or H), dtype=torch.float64).index_put((nz.nonzero()[:, 0],), y)
         ran = nz.nonzero()[:, 0].tolist()
 
         def full(s, s0):  # the final state of every sample: s for those that ran, else s0
@@ -97,9 +108,12 @@ def make(cell, layers, bi, B, T, I, H, lengths, out_dir):
     names = ["grad_x", "grad_h0"] + (["grad_c0"] if cell == "lstm" else []) + ["grad_" + n for n, _ in params]
     tensors += list(zip(names, grads))
     with open(os.path.join(out_dir, name + ".txt"), "w") as f:
-        for k, v in [("cell", cell), ("batch", B), ("time", T), ("input", I), ("hidden", H),
-                     ("layers", layers), ("bidirectional", int(bi)), ("has_lengths", int(lengths is not None)),
-                     ("seed", seed)]:
+        meta = [("cell", cell), ("batch", B), ("time", T), ("input", I), ("hidden", H),
+                ("layers", layers), ("bidirectional", int(bi)), ("has_lengths", int(lengths is not None)),
+                ("seed", seed)]
+        if proj:
+            meta.insert(5, ("proj", proj))  # (recur's addition to the format: proj_size)
+        for k, v in meta:
             f.write(f"# {k} {v}\n")
         for n, t in tensors:
             t = t.detach()
@@ -112,6 +126,7 @@ def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch")
     os.makedirs(out_dir, exist_ok=True)
     names = [make(c, *s, out_dir) for c in CELLS for s in SHAPES]
+    names += [make("lstm", *s[:6], s[7], out_dir, proj=s[6]) for s in PROJ_SHAPES]
     print(f"{len(names)} cases in {out_dir} (torch {torch.__version__})")
 
 

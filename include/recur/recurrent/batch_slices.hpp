@@ -54,6 +54,7 @@ struct BatchSlices {
     const Index Bs = b1 - b0, B = c.time.batch(), S = c.time.steps(), H = c.hidden();
     const Index GH = G * H, EH = c.extra() * H, N = B * S, ld = out.rows.outerStride();
     const Index ldx = in.rows.outerStride(), LH = c.late() * H;
+    const Index P = c.proj(), RW = c.width(0);  // projection width; the width of h
     T* gates = c.ws.gates.data() + b0 * S * GH;
 
     // Input projection of every time step: one product.
@@ -66,12 +67,14 @@ struct BatchSlices {
 
     for (Index k = 0; k < S; ++k) {
       const Index t = c.time.forward_step(k);
-      c.products.recurrent(c.weights, cur[0], Bs, H, R.data(), GH, work,
+      c.products.recurrent(c.weights, cur[0], Bs, RW, R.data(), GH, work,
                            Update<T>::assign_to(c.weights.b_hh().data()), GateRows::Early);
       if (training)
-        for (Index s = 0; s < K; ++s)
-          step_rows(c.ws.prev.data() + s * N * H + b0 * S * H, t, Bs, S, H, H) =
-              rows<T>(cur[s], Bs, H);
+        for (Index s = 0; s < K; ++s) {
+          const Index W = c.width(s);
+          step_rows(c.ws.prev.data() + s * N * H + b0 * S * W, t, Bs, S, W, W) =
+              rows<T>(cur[s], Bs, W);
+        }
       Rows<T> extra = training ? step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH)
                                : rows(c.ws.extra.data() + b0 * EH, Bs, EH);
       Rows<T> a = step_rows(gates, t, Bs, S, GH, GH);
@@ -84,34 +87,52 @@ struct BatchSlices {
                                GateRows::Late);
         }
       }
-      c.cell.forward_step(a, R, c.const_views(cur, Bs, H), c.views(nxt, Bs, H), extra);
+      if (P > 0) {  // the cell writes m (its h) aside; h = m W_hr^T
+        Rows<T> m = training ? step_rows(c.ws.m.data() + b0 * S * H, t, Bs, S, H, H)
+                             : rows(c.ws.m.data() + b0 * H, Bs, H);
+        // (Maps are rebuilt, not assigned: assigning one copies values.) prev[0]: unread.
+        const auto prev = make_array<K>([&](std::size_t s) {
+          return s == 0 ? ConstRows<T>(m.data(), Bs, H, Eigen::OuterStride<>(m.outerStride()))
+                        : rows<T>(static_cast<const T*>(cur[s]), Bs, H);
+        });
+        const auto next = make_array<K>([&](std::size_t s) { return s == 0 ? m : rows<T>(nxt[s], Bs, H); });
+        c.cell.forward_step(a, R, prev, next, extra);
+        c.products.projection(c.weights, m.data(), Bs, m.outerStride(), nxt[0], P, work,
+                              Update<T>::assign_to());
+      } else {
+        c.cell.forward_step(a, R, c.const_views(cur, Bs, H), c.views(nxt, Bs, H), extra);
+      }
 
       // State carry: the samples past their length keep their state and output 0.
-      Rows<T> o = step_rows(out.rows.data() + b0 * S * ld, t, Bs, S, H, ld);
+      Rows<T> o = step_rows(out.rows.data() + b0 * S * ld, t, Bs, S, RW, ld);
       if (c.time.all_active(t)) {
         std::swap(cur, nxt);
-        o = rows<T>(cur[0], Bs, H);
+        o = rows<T>(cur[0], Bs, RW);
       } else {
         for (Index b = 0; b < Bs; ++b) {
           if (c.time.active(b0 + b, t)) {
-            for (Index s = 0; s < K; ++s)
-              std::copy(nxt[s] + b * H, nxt[s] + (b + 1) * H, cur[s] + b * H);
-            o.row(b) = rows<T>(cur[0], Bs, H).row(b);
+            for (Index s = 0; s < K; ++s) {
+              const Index W = c.width(s);
+              std::copy(nxt[s] + b * W, nxt[s] + (b + 1) * W, cur[s] + b * W);
+            }
+            o.row(b) = rows<T>(cur[0], Bs, RW).row(b);
           } else {
             o.row(b).setZero();
           }
         }
       }
     }
-    for (Index s = 0; s < K; ++s)
-      if (out.state[s]) std::copy(cur[s], cur[s] + Bs * H, out.state[s] + b0 * H);
+    for (Index s = 0; s < K; ++s) {
+      const Index W = c.width(s);
+      if (out.state[s]) std::copy(cur[s], cur[s] + Bs * W, out.state[s] + b0 * W);
+    }
   }
 
   static void backward_slice(Core& c, Index b0, Index b1, const In& d_out, const Out& d_in,
                              T* dr_base, T* work) {
     const Index Bs = b1 - b0, B = c.time.batch(), S = c.time.steps(), H = c.hidden();
     const Index GH = G * H, EH = c.extra() * H, N = B * S, ld = d_out.rows.outerStride();
-    const Index LH = c.late() * H;
+    const Index LH = c.late() * H, P = c.proj(), RW = c.width(0);
     T* gates = c.ws.gates.data() + b0 * S * GH;
     T* drs = dr_base + b0 * S * GH;
 
@@ -123,8 +144,8 @@ struct BatchSlices {
       const bool all_active = c.time.all_active(t);
       Rows<T> a = step_rows(gates, t, Bs, S, GH, GH);
       Rows<T> dr = step_rows(drs, t, Bs, S, GH, GH);
-      Rows<T> dh = rows<T>(dcur[0], Bs, H);
-      ConstRows<T> g = step_rows(d_out.rows.data() + b0 * S * ld, t, Bs, S, H, ld);
+      Rows<T> dh = rows<T>(dcur[0], Bs, RW);
+      ConstRows<T> g = step_rows(d_out.rows.data() + b0 * S * ld, t, Bs, S, RW, ld);
       if (all_active) {
         dh += g;
       } else {
@@ -132,13 +153,36 @@ struct BatchSlices {
           if (c.time.active(b0 + b, t)) dh.row(b) += g.row(b);
       }
       auto prev = make_array<K>([&](std::size_t s) {
+        const Index W = c.width(static_cast<Index>(s));
         return step_rows<T>(static_cast<const T*>(c.ws.prev.data()) +
-                                static_cast<Index>(s) * N * H + b0 * S * H,
-                            t, Bs, S, H, H);
+                                static_cast<Index>(s) * N * H + b0 * S * W,
+                            t, Bs, S, W, W);
       });
       const ConstRows<T> extra =
           step_rows<T>(static_cast<const T*>(c.ws.extra.data()) + b0 * S * EH, t, Bs, S, EH, EH);
-      c.cell.backward_step(a, dr, prev, extra, c.const_views(dcur, Bs, H), c.views(dnxt, Bs, H));
+      if (P > 0) {  // dm = dh W_hr; the cell from dm; dh is kept for dW_hr (0 where inactive)
+        Rows<T> dH = step_rows(c.ws.dproj.data() + b0 * S * P, t, Bs, S, P, P);
+        dH = dh;
+        if (!all_active)
+          for (Index b = 0; b < Bs; ++b)
+            if (!c.time.active(b0 + b, t)) dH.row(b).setZero();
+        T* dm = c.ws.dproj.data() + N * P + 2 * b0 * H;  // [Bs, H] d m, then [Bs, H] unused
+        c.products.projection(c.weights, dh.data(), Bs, P, dm, H, work, Update<T>::assign_to());
+        // (Maps rebuilt, not assigned.) The cell's prev[0] is unread; its direct d m goes to
+        // scratch (0: h reaches h' only through W_hh).
+        const auto cprev = make_array<K>([&](std::size_t s) {
+          return s == 0 ? rows<T>(static_cast<const T*>(c.ws.m.data()), Bs, H) : prev[s];
+        });
+        const auto dnext = make_array<K>([&](std::size_t s) {
+          return rows<T>(static_cast<const T*>(s == 0 ? dm : dcur[s]), Bs, H);
+        });
+        const auto dprev = make_array<K>([&](std::size_t s) {
+          return rows<T>(s == 0 ? dm + Bs * H : dnxt[s], Bs, H);
+        });
+        c.cell.backward_step(a, dr, cprev, extra, dnext, dprev);
+      } else {
+        c.cell.backward_step(a, dr, prev, extra, c.const_views(dcur, Bs, H), c.views(dnxt, Bs, H));
+      }
       if constexpr (has_late_gates<Cell>::value) {
         if (LH > 0) {  // dv = dR_late W_late (in R's scratch), then the cell completes dA, dR
           Rows<T> dv = rows(c.ws.r.data() + b0 * GH, Bs, H);
@@ -155,18 +199,23 @@ struct BatchSlices {
             dr.row(b).setZero();
           }
       }
-      c.products.recurrent(c.weights, dr.data(), Bs, dr.outerStride(), dnxt[0], H, work,
-                           Update<T>::add(), GateRows::Early);
+      // d h_{t-1} = (the cell's direct part +) dR W_hh
+      c.products.recurrent(c.weights, dr.data(), Bs, dr.outerStride(), dnxt[0], RW, work,
+                           P > 0 ? Update<T>::assign_to() : Update<T>::add(), GateRows::Early);
       if (!all_active) {  // its state gradient passes the step unchanged
         for (Index b = 0; b < Bs; ++b)
           if (!c.time.active(b0 + b, t))
-            for (Index s = 0; s < K; ++s)
-              std::copy(dcur[s] + b * H, dcur[s] + (b + 1) * H, dnxt[s] + b * H);
+            for (Index s = 0; s < K; ++s) {
+              const Index W = c.width(s);
+              std::copy(dcur[s] + b * W, dcur[s] + (b + 1) * W, dnxt[s] + b * W);
+            }
       }
       std::swap(dcur, dnxt);
     }
-    for (Index s = 0; s < K; ++s)
-      if (d_in.state[s]) std::copy(dcur[s], dcur[s] + Bs * H, d_in.state[s] + b0 * H);
+    for (Index s = 0; s < K; ++s) {
+      const Index W = c.width(s);
+      if (d_in.state[s]) std::copy(dcur[s], dcur[s] + Bs * W, d_in.state[s] + b0 * W);
+    }
   }
 };
 

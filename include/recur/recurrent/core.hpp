@@ -43,16 +43,23 @@ struct LayerCore {
   using Out = SequenceOut<T, K>;
   using States = std::array<T*, K>;
 
-  LayerCore(Index input_size, Index hidden_size, Direction direction, Cell c)
+  LayerCore(Index input_size, Index hidden_size, Direction direction, Cell c, Index proj_size = 0)
       : cell(std::move(c)),
-        weights(G, input_size, hidden_size, cell_parameters(cell, hidden_size)),
+        weights(G, input_size, hidden_size, cell_parameters(cell, hidden_size), proj_size),
         time(direction) {
+    require(proj_size == 0 || K == 2,
+            "Recurrent: proj_size is an LSTM option (the cell's h must reach h' only through "
+            "W_hh: its c carries the state), got proj_size=", proj_size, " for a cell with ", K,
+            " state");
     require(late() >= 0 && late() < G && extra() >= (late() > 0 ? 1 : 0),
             "Recurrent: the cell's late_gates() = ", late(), " and extra_columns() = ", extra(),
             " do not fit its ", G, " gates (need 0 <= late < gates, extra >= 1 when late > 0)");
   }
 
   Index hidden() const { return weights.hidden_size(); }
+  /// The projection's width P (0: none); the width of state s (h: P or H; c: H).
+  Index proj() const { return weights.proj_size(); }
+  Index width(Index s) const { return s == 0 ? weights.recurrent_size() : hidden(); }
   Index input() const { return weights.input_size(); }
   /// The cell's extra cache columns (units of H) and late gate blocks (contract.hpp).
   Index extra() const { return extra_columns(cell); }
@@ -62,24 +69,25 @@ struct LayerCore {
 
   // The current and the next state of sample b0 on, in a buffer of 2 x K x [B, H] (the K
   // current states, then the K next ones): what a strategy swaps from step to step.
+  // (Each state takes [B, H] of the buffer and rows of its own width(s).)
   std::pair<States, States> state_pair(T* buffer, Index B, Index b0) const {
     const Index H = hidden();
     States cur{}, nxt{};
     for (Index s = 0; s < K; ++s) {
-      cur[s] = buffer + s * B * H + b0 * H;
-      nxt[s] = buffer + (K + s) * B * H + b0 * H;
+      cur[s] = buffer + s * B * H + b0 * width(s);
+      nxt[s] = buffer + (K + s) * B * H + b0 * width(s);
     }
     return {cur, nxt};
   }
-  // Rows [b0, b1) of the K states `from` ([B, H] each, or null: zeros) into `to` (at b0).
+  // Rows [b0, b1) of the K states `from` ([B, width(s)] each, or null: zeros) into `to` (at b0).
   void load_states(const std::array<const T*, K>& from, const States& to, Index b0,
                    Index b1) const {
-    const Index H = hidden();
     for (Index s = 0; s < K; ++s) {
+      const Index W = width(s);
       if (from[s])
-        std::copy(from[s] + b0 * H, from[s] + b1 * H, to[s]);
+        std::copy(from[s] + b0 * W, from[s] + b1 * W, to[s]);
       else
-        std::fill(to[s], to[s] + (b1 - b0) * H, T(0));
+        std::fill(to[s], to[s] + (b1 - b0) * W, T(0));
     }
   }
 

@@ -1,7 +1,10 @@
 // WeightProducts<T>: every matrix product of a recurrent layer, on the layer's weights.
 //   forward   A = X W_ih^T + b_ih (all steps)      R = h W_hh^T + b_hh (one step)
+//                                                   h = m W_hr^T (one step; a projection)
 //   backward  dh += dR W_hh (one step)             d x = dA W_ih, or += (all steps)
+//             dm = dh W_hr (one step; projection)
 //             dW_ih += dA^T X, dW_hh += dR^T H_prev (all steps, split by gate rows)
+//             dW_hr += dH^T M (all steps; projection)
 // Each names how it meets its result (detail::Update: add, assign, assign from a bias). The
 // weight is packed once per call into detail::PackedWeight's panels when that pays: for the
 // products over all steps whenever there are several steps, and for the per-step product
@@ -40,12 +43,16 @@ class WeightProducts {
     const Index slice = (B + threads - 1) / threads;
     work_stride_ = 0;
     if (packed_recurrent_) {
-      const Index early = w.gate_rows() - late_, H = w.hidden_size();
-      w_hh_.pack(w.w_hh().data(), early, H, op);
+      const Index early = w.gate_rows() - late_, R = w.recurrent_size();
+      w_hh_.pack(w.w_hh().data(), early, R, op);
       reserve_work(w_hh_.workspace_size(slice));
       if (late_ > 0) {
-        w_late_.pack(w.w_hh().data() + early * H, late_, H, op);
+        w_late_.pack(w.w_hh().data() + early * R, late_, R, op);
         reserve_work(w_late_.workspace_size(slice));
+      }
+      if (w.proj_size() > 0) {
+        w_hr_.pack(w.w_hr().data(), w.proj_size(), w.hidden_size(), op);
+        reserve_work(w_hr_.workspace_size(slice));
       }
     }
     if (packed_input_) {
@@ -76,18 +83,29 @@ class WeightProducts {
     by_rows(w.w_hh().topRows(w.gate_rows() - late_), x, m, ldx, y, ldy, update);
   }
 
+  /// Y (+)= X op(W_hr) for one step of a slice: forward h = m W_hr^T, backward dm = dh W_hr.
+  void projection(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y, Index ldy,
+                  T* work, Update<T> update) const {
+    if (packed_recurrent_) return w_hr_.multiply(x, m, ldx, y, ldy, work, false, update);
+    by_rows(w.w_hr(), x, m, ldx, y, ldy, update);
+  }
+
   /// Before weight_grads: X and H_prev (N rows each) take the weight's place in the packed
   /// kernel (W_hh's packing is no longer needed), dA^T and dR^T are read transposed. With late
   /// rows, v (N rows, ldv apart) takes H_prev's place for them.
   void prepare_weight_grads(const RecurrentWeights<T>& w, const T* x, Index ldx, const T* h_prev,
-                            Index N, const T* v = nullptr, Index ldv = 0) {
+                            Index N, const T* v = nullptr, Index ldv = 0, const T* m = nullptr) {
     x_.pack(x, N, w.input_size(), WeightOp::AsIs, ldx);
-    w_hh_.pack(h_prev, N, w.hidden_size(), WeightOp::AsIs);
+    w_hh_.pack(h_prev, N, w.recurrent_size(), WeightOp::AsIs);
+    if (w.proj_size() > 0) {  // M [N, H] in W_hr's place, for dW_hr += dH^T M
+      w_hr_.pack(m, N, w.hidden_size(), WeightOp::AsIs);
+      reserve_work(w_hr_.workspace_size(w.proj_size(), /*x_transposed=*/true));
+    }
     const Index GH = w.gate_rows();
     reserve_work(std::max(x_.workspace_size(GH, /*x_transposed=*/true),
                           w_hh_.workspace_size(GH, /*x_transposed=*/true)));
     if (late_ > 0) {
-      w_late_.pack(v, N, w.hidden_size(), WeightOp::AsIs, ldv);
+      w_late_.pack(v, N, w.recurrent_size(), WeightOp::AsIs, ldv);
       reserve_work(w_late_.workspace_size(GH, /*x_transposed=*/true));
     }
   }
@@ -95,7 +113,7 @@ class WeightProducts {
   /// [g0, g1); dA, dR: [N, G*H].
   void weight_grads(RecurrentWeights<T>& w, const T* dA, const T* dR, Index g0, Index g1,
                     T* work) const {
-    const Index ng = g1 - g0, GH = w.gate_rows(), I = w.input_size(), H = w.hidden_size();
+    const Index ng = g1 - g0, GH = w.gate_rows(), I = w.input_size(), H = w.recurrent_size();
     x_.multiply(dA + g0, ng, GH, w.d_w_ih().data() + g0 * I, I, work, true);
     const Index split = std::clamp(GH - late_, g0, g1);
     if (split > g0)
@@ -104,9 +122,15 @@ class WeightProducts {
       w_late_.multiply(dR + split, g1 - split, GH, w.d_w_hh().data() + split * H, H, work, true);
   }
 
+  /// dW_hr += dH^T M for the rows [p0, p1) of W_hr; dH: [N, P].
+  void projection_grads(RecurrentWeights<T>& w, const T* dH, Index p0, Index p1, T* work) const {
+    const Index P = w.proj_size(), H = w.hidden_size();
+    if (p1 > p0) w_hr_.multiply(dH + p0, p1 - p0, P, w.d_w_hr().data() + p0 * H, H, work, true);
+  }
+
   std::size_t bytes() const {
     return sizeof(T) * work_.capacity() + w_ih_.bytes() + w_hh_.bytes() + w_late_.bytes() +
-           x_.bytes();
+           w_hr_.bytes() + x_.bytes();
   }
 
  private:
@@ -143,6 +167,7 @@ class WeightProducts {
   Index late_ = 0;
   PackedWeight<T> w_ih_, w_hh_;  // the weights in the kernel's panels (W_hh: its early rows)
   PackedWeight<T> w_late_;       // W_hh's late rows; backward: the cell's v, for dW_hh's
+  PackedWeight<T> w_hr_;         // the projection W_hr; backward: M, for dW_hr
   PackedWeight<T> x_;            // backward: the layer's input, for dW_ih
   Buffer<T> work_;               // per thread: the packed rows of the current product
   Index work_stride_ = 0;

@@ -51,11 +51,14 @@ class StreamingLayer {
   using States = std::array<T*, K>;
   using ConstStates = std::array<const T*, K>;
 
-  StreamingLayer(const Cell& cell, Index input_size, Index hidden_size)
-      : cell_(cell), input_(input_size), hidden_(hidden_size), extra_cols_(extra_columns(cell)),
+  /// proj_size > 0: h = W_hr (the cell's h), of width proj_size (an LSTM's projection).
+  StreamingLayer(const Cell& cell, Index input_size, Index hidden_size, Index proj_size = 0)
+      : cell_(cell), input_(input_size), hidden_(hidden_size), proj_(proj_size),
+        rw_(proj_size > 0 ? proj_size : hidden_size), extra_cols_(extra_columns(cell)),
         late_(late_gates(cell) * hidden_size) {
     for (const auto& p : cell_parameters(cell_, hidden_size)) cell_count_ += parameter_size(p);
   }
+  Index proj_size() const { return proj_; }
   /// The parameters the cell owns (recur/cells/contract.hpp), after the layer's four.
   Index cell_parameter_count() const { return cell_count_; }
 
@@ -67,12 +70,14 @@ class StreamingLayer {
   /// Packs weight_ih [G*H, input], weight_hh [G*H, H], bias_ih, bias_hh (PyTorch's four
   /// parameters of the layer, in its gate order; row-major, contiguous) and copies the
   /// cell's own (cell_parameter_count() values, or null when it has none).
+  /// weight_hh is [G*H, R] (R: h's width), weight_hr [P, H] with a projection (else null).
   void load(const T* w_ih, const T* w_hh, const T* b_ih, const T* b_hh,
-            const T* cell_values = nullptr) {
+            const T* cell_values = nullptr, const T* w_hr = nullptr) {
     const Index GH = G * hidden_, early = GH - late_;
     step_ih_.pack(w_ih, GH, input_, input_, b_ih);
-    hh_.pack(w_hh, early, hidden_, hidden_, b_hh);
-    if (late_ > 0) late_hh_.pack(w_hh + early * hidden_, late_, hidden_, hidden_, b_hh + early);
+    hh_.pack(w_hh, early, rw_, rw_, b_hh);
+    if (late_ > 0) late_hh_.pack(w_hh + early * rw_, late_, rw_, rw_, b_hh + early);
+    if (proj_ > 0) hr_.pack(w_hr, proj_, hidden_, hidden_, nullptr);
     cell_values_.assign(cell_values, cell_values + (cell_values ? cell_count_ : 0));
     bind_parameters(cell_, cell_values_.data());
     block_ih_.pack(w_ih, GH, input_, WeightOp::Transposed);
@@ -87,6 +92,8 @@ class StreamingLayer {
     rows_ = rows;
     r_.assign(static_cast<std::size_t>(batch * GS + PackedMatVec<T>::padded(late_)), T(0));
     extra_.assign(static_cast<std::size_t>(std::max<Index>(batch * extra_cols_ * hidden_, 1)), T(0));
+    if (proj_ > 0)  // the cell's h of the batch, then one projected row (whole packets)
+      m_.assign(static_cast<std::size_t>(batch * hidden_ + PackedMatVec<T>::padded(proj_)), T(0));
   }
 
   /// a [m, gate_stride()] = b_ih + x W_ih^T for m rows of x (rows ldx apart): one
@@ -104,7 +111,7 @@ class StreamingLayer {
   /// input (and is overwritten: the cell leaves its activations there); prev -> next, each
   /// state [B, H] contiguous. prev and next must not overlap.
   void step(T* a, Index B, const ConstStates& prev, const States& next) noexcept {
-    for (Index b = 0; b < B; ++b) hh_.apply(prev[0] + b * hidden_, r_.data() + b * gate_stride());
+    for (Index b = 0; b < B; ++b) hh_.apply(prev[0] + b * rw_, r_.data() + b * gate_stride());
     gates(a, B, hidden_, prev, next);
   }
 
@@ -114,7 +121,7 @@ class StreamingLayer {
   /// on Zen 4; the other sizes and double take the run-time path.
   void step_one(T* a, const ConstStates& prev, const States& next) noexcept {
     if constexpr (std::is_same_v<T, float>) {
-      if (late_ == 0) {  // (a cell with late gates runs two products: the run-time path)
+      if (late_ == 0 && proj_ == 0) {  // (late gates, a projection: the run-time path)
         switch (hidden_) {
           case 8: return step_fixed<8>(a, prev, next);
           case 16: return step_fixed<16>(a, prev, next);
@@ -130,9 +137,9 @@ class StreamingLayer {
   }
 
   std::size_t bytes() const {
-    return step_ih_.bytes() + hh_.bytes() + late_hh_.bytes() + block_ih_.bytes() +
+    return step_ih_.bytes() + hh_.bytes() + late_hh_.bytes() + hr_.bytes() + block_ih_.bytes() +
            sizeof(T) * (b_ih_.capacity() + r_.capacity() + extra_.capacity() + work_.capacity() +
-                        cell_values_.capacity());
+                        cell_values_.capacity() + m_.capacity());
   }
 
  private:
@@ -160,14 +167,30 @@ class StreamingLayer {
         }
       }
     }
+    if (proj_ > 0) {  // the cell's h into m_, then h = W_hr m
+      // (Maps rebuilt, not assigned: assigning one copies values.) pm[0]: unread.
+      const auto pm = make_array<K>([&](std::size_t s) {
+        return rows<T>(s == 0 ? static_cast<const T*>(m_.data()) : prev[s], B, H);
+      });
+      const auto nm = make_array<K>([&](std::size_t s) { return rows<T>(s == 0 ? m_.data() : next[s], B, H); });
+      cell_.forward_step(av, rv, pm, nm, ev);
+      T* y = m_.data() + B * H;
+      for (Index b = 0; b < B; ++b) {
+        hr_.apply(m_.data() + b * H, y);
+        std::copy(y, y + proj_, next[0] + b * proj_);
+      }
+      return;
+    }
     cell_.forward_step(av, rv, pv, nv, ev);
   }
 
   Cell cell_;
-  Index input_, hidden_, rows_ = 0;
+  Index input_, hidden_, proj_, rw_, rows_ = 0;  // rw_: the width of h (proj_ or hidden_)
   Index extra_cols_, late_;  // the cell's extra cache columns (units of H), late gate rows
   Index cell_count_ = 0;
   PackedMatVec<T> step_ih_, hh_, late_hh_;  // hh_: W_hh's early rows (all, without late gates)
+  PackedMatVec<T> hr_;                      // the projection W_hr
+  Buffer<T> m_;
   PackedWeight<T> block_ih_;
   Buffer<T> b_ih_, r_, extra_, work_, cell_values_;
 };

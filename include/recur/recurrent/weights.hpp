@@ -1,8 +1,11 @@
 // RecurrentWeights<T>: the parameters of one recurrent layer (one direction of one layer of
 // PyTorch's nn.RNN/nn.LSTM/nn.GRU) and their gradients, each in one contiguous buffer
-//   [weight_ih (G*H x in) | weight_hh (G*H x H) | bias_ih (G*H) | bias_hh (G*H) | the cell's],
-// gate blocks of H rows in the cell's order, then the parameters the cell owns (peepholes,
-// layer-norm gains: recur/cells/contract.hpp), if any. Depends on the scalar type only (the gate count
+//   [weight_ih (G*H x in) | weight_hh (G*H x R) | bias_ih (G*H) | bias_hh (G*H) |
+//    weight_hr (P x H) | the cell's],
+// gate blocks of H rows in the cell's order; with a projection (PyTorch's proj_size P > 0)
+// the recurrent state h has width R = P and weight_hr projects the cell's output onto it
+// (R = H and no weight_hr otherwise); then the parameters the cell owns (peepholes:
+// recur/cells/contract.hpp), if any. Depends on the scalar type only (the gate count
 // G is a run-time value), so it is compiled once per scalar type, not once per cell.
 #pragma once
 
@@ -27,9 +30,12 @@ class RecurrentWeights {
   using RowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 
   RecurrentWeights(Index gates, Index input_size, Index hidden_size,
-                   std::vector<CellParameter> cell_parameters = {})
-      : gates_(gates), input_(input_size), hidden_(hidden_size),
+                   std::vector<CellParameter> cell_parameters = {}, Index proj_size = 0)
+      : gates_(gates), input_(input_size), hidden_(hidden_size), proj_(proj_size),
         cell_(std::move(cell_parameters)) {
+    require(proj_size >= 0 && proj_size < hidden_size, "Recurrent: proj_size must be in [0, ",
+            "hidden_size) (0: no projection), got proj_size=", proj_size, " hidden_size=",
+            hidden_size);
     for (const auto& p : cell_) cell_count_ += parameter_size(p);
     require(input_size > 0 && hidden_size > 0,
             "Recurrent: input_size and hidden_size must be positive, got input_size=",
@@ -48,7 +54,12 @@ class RecurrentWeights {
   Index input_size() const { return input_; }
   Index hidden_size() const { return hidden_; }
   Index gate_rows() const { return gates_ * hidden_; }  // G*H
-  Index count() const { return gate_rows() * (input_ + hidden_ + 2) + cell_count_; }
+  /// The width of the recurrent state h: proj_size, or hidden_size without a projection.
+  Index recurrent_size() const { return proj_ > 0 ? proj_ : hidden_; }
+  Index proj_size() const { return proj_; }
+  Index count() const {
+    return gate_rows() * (input_ + recurrent_size() + 2) + proj_ * hidden_ + cell_count_;
+  }
   /// The parameters the cell owns (after bias_hh): values and gradients.
   Index cell_count() const { return cell_count_; }
   const T* cell_values() const { return params_.data() + cell_offset(); }
@@ -64,9 +75,10 @@ class RecurrentWeights {
                                  Map(grads_.data() + offset, r, c)});
     };
     add("weight_ih", w_ih_offset(), GH, input_, {GH, input_});
-    add("weight_hh", w_hh_offset(), GH, hidden_, {GH, hidden_});
+    add("weight_hh", w_hh_offset(), GH, recurrent_size(), {GH, recurrent_size()});
     add("bias_ih", b_ih_offset(), GH, 1, {GH});
     add("bias_hh", b_hh_offset(), GH, 1, {GH});
+    if (proj_ > 0) add("weight_hr", w_hr_offset(), proj_, hidden_, {proj_, hidden_});
     Index offset = cell_offset();
     for (const auto& p : cell_) {
       const Index n = parameter_size(p), c = p.shape.size() > 1 ? p.shape.back() : 1;
@@ -91,11 +103,13 @@ class RecurrentWeights {
   }
 
   ConstMap w_ih() const { return {params_.data() + w_ih_offset(), gate_rows(), input_}; }
-  ConstMap w_hh() const { return {params_.data() + w_hh_offset(), gate_rows(), hidden_}; }
+  ConstMap w_hh() const { return {params_.data() + w_hh_offset(), gate_rows(), recurrent_size()}; }
+  ConstMap w_hr() const { return {params_.data() + w_hr_offset(), proj_, hidden_}; }
+  Map d_w_hr() { return {grads_.data() + w_hr_offset(), proj_, hidden_}; }
   RowVec b_ih() const { return {params_.data() + b_ih_offset(), gate_rows()}; }
   RowVec b_hh() const { return {params_.data() + b_hh_offset(), gate_rows()}; }
   Map d_w_ih() { return {grads_.data() + w_ih_offset(), gate_rows(), input_}; }
-  Map d_w_hh() { return {grads_.data() + w_hh_offset(), gate_rows(), hidden_}; }
+  Map d_w_hh() { return {grads_.data() + w_hh_offset(), gate_rows(), recurrent_size()}; }
   Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> d_b_ih() {
     return {grads_.data() + b_ih_offset(), gate_rows()};
   }
@@ -106,11 +120,12 @@ class RecurrentWeights {
  private:
   Index w_ih_offset() const { return 0; }
   Index w_hh_offset() const { return gate_rows() * input_; }
-  Index b_ih_offset() const { return w_hh_offset() + gate_rows() * hidden_; }
+  Index b_ih_offset() const { return w_hh_offset() + gate_rows() * recurrent_size(); }
   Index b_hh_offset() const { return b_ih_offset() + gate_rows(); }
-  Index cell_offset() const { return b_hh_offset() + gate_rows(); }
+  Index w_hr_offset() const { return b_hh_offset() + gate_rows(); }
+  Index cell_offset() const { return w_hr_offset() + proj_ * hidden_; }
 
-  Index gates_, input_, hidden_;
+  Index gates_, input_, hidden_, proj_;
   std::vector<CellParameter> cell_;
   Index cell_count_ = 0;
   Buffer<T> params_, grads_;

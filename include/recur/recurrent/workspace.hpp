@@ -15,20 +15,25 @@ struct Workspace {
   // Caches kept from a training forward for backward (N = B*T rows, row b*T + t):
   Buffer<T> gates;  // [N, G*H]: A, then the cell's cache (activations), then dA
   Buffer<T> extra;  // [N, E*H] (training) or [B, E*H] (inference): the cell's extra cache
-  Buffer<T> prev;   // K x [N, H]: the state each step started from
+  Buffer<T> prev;   // K x [N, H]: the state each step started from (h: [N, R], R <= H)
+  Buffer<T> m;      // projection: [N, H] (training) or [B, H]: the cell's output before W_hr
   // Scratch:
   Buffer<T> r;       // [B, G*H]: R of the current step
   Buffer<T> state;   // 2 x K x [B, H]: current and next state
   Buffer<T> dr;      // [N, G*H]: dR, for cells whose dR differs from dA
   Buffer<T> dstate;  // 2 x K x [B, H]: d current and d next state
+  Buffer<T> dproj;   // projection: [N, P] d loss / d h of every step (for dW_hr), then
+                     // 2 x [B, H]: d m of the step and the cell's (unused) direct d m
   Buffer<T> unit_scratch;  // batch 1 split by units: A, R, extra of one step
   Buffer<T> unit_weights;  // and W_hh, b_hh in the threads' gate blocks
   Buffer<T> input;         // [N, in]: the input with non-finite padding zeroed (rarely used)
 
   /// Sizes for a forward over B samples x S steps of a cell with G gates, K states and E
   /// extra columns (units of H).
-  void for_forward(Index B, Index S, Index G, Index K, Index E, Index H, bool training) {
+  void for_forward(Index B, Index S, Index G, Index K, Index E, Index H, bool training,
+                   Index P = 0) {
     const Index N = B * S;
+    if (P > 0) grow(m, static_cast<std::size_t>((training ? N : B) * H));
     checked_count("Recurrent: caches [batch * steps, (gates + states + extra) * hidden]",
                   {N, (G + K + E) * H}, sizeof(T));
     grow(gates, static_cast<std::size_t>(N * G * H));
@@ -37,8 +42,9 @@ struct Workspace {
     grow(extra, static_cast<std::size_t>((training ? N : B) * E * H));
     if (training) grow(prev, static_cast<std::size_t>(K * N * H));
   }
-  void for_backward(Index B, Index S, Index G, Index K, Index H, bool separate_dr) {
+  void for_backward(Index B, Index S, Index G, Index K, Index H, bool separate_dr, Index P = 0) {
     grow(dstate, static_cast<std::size_t>(2 * K * B * H));
+    if (P > 0) grow(dproj, static_cast<std::size_t>(B * S * P + 2 * B * H));
     if (separate_dr) grow(dr, static_cast<std::size_t>(B * S * G * H));
   }
   void for_units(Index G, Index E, Index H, bool weights) {
@@ -47,7 +53,8 @@ struct Workspace {
   }
 
   std::size_t bytes() const {
-    return sizeof(T) * (gates.capacity() + extra.capacity() + prev.capacity() + r.capacity() +
+    return sizeof(T) * (gates.capacity() + extra.capacity() + prev.capacity() + m.capacity() +
+                        dproj.capacity() + r.capacity() +
                         state.capacity() + dr.capacity() + dstate.capacity() +
                         unit_scratch.capacity() + unit_weights.capacity() + input.capacity());
   }
