@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """ONNX backend-test cases for what ONNX's own recurrent cases do not cover, in their layout
-(DIR/model.onnx, DIR/test_data_set_0/input_*.pb, output_*.pb), for `recur_onnx check`.
+(DIR/model.onnx, DIR/test_data_set_0/input_*.pb, output_*.pb), for `recur_onnx check`; and
+torch.onnx exports of nn.LSTM / nn.GRU / nn.RNN with PyTorch's own outputs (test_torch_*).
 
     /usr/bin/python3 tests/reference/make_onnx_cases.py [OUT_DIR]   (default: tests/reference/onnx)
 
@@ -171,9 +172,69 @@ def error_cases(out):
         f.write(numpy_helper.from_array(np.zeros((1, 1, 3), np.float32), "Y_h").SerializeToString())
 
 
+def write_case(case, model_path, inputs, outputs):
+    """A backend-test case directory from a saved model and numpy inputs/outputs."""
+    os.makedirs(os.path.join(case, "test_data_set_0"), exist_ok=True)
+    onnx.save(onnx.load(model_path), os.path.join(case, "model.onnx"))
+    for prefix, arrays in (("input", inputs), ("output", outputs)):
+        for i, (n, v) in enumerate(arrays):
+            with open(os.path.join(case, "test_data_set_0", f"{prefix}_{i}.pb"), "wb") as f:
+                f.write(numpy_helper.from_array(v, n).SerializeToString())
+
+
+def torch_cases(out):
+    """torch.onnx.export of nn.LSTM / nn.GRU / nn.RNN (1-2 layers, bidirectional, with and
+    without an initial state), expected outputs from PyTorch itself."""
+    try:
+        import torch
+    except ImportError:
+        print("python3-torch missing: the torch.onnx cases are not made")
+        return
+    import tempfile
+    import warnings
+    warnings.filterwarnings("ignore")
+    cases = [
+        ("torch_lstm_2layers_bidirectional_f64", torch.nn.LSTM, dict(num_layers=2, bidirectional=True), True, False),
+        ("torch_lstm_1layer_initial_state_f32", torch.nn.LSTM, dict(num_layers=1), False, True),
+        ("torch_gru_2layers_bidirectional_initial_state_f64", torch.nn.GRU, dict(num_layers=2, bidirectional=True), True, True),
+        ("torch_gru_1layer_f32", torch.nn.GRU, dict(num_layers=1), False, False),
+        ("torch_rnn_relu_2layers_f64", torch.nn.RNN, dict(num_layers=2, nonlinearity="relu"), True, False),
+    ]
+    for name, kind, kw, f64, with_state in cases:
+        torch.manual_seed(zlib.crc32(name.encode()))
+        I, H, B, T = 3, 5, 2, 6
+        m = kind(I, H, batch_first=True, **kw)
+        if f64:
+            m = m.double()
+        dtype = torch.float64 if f64 else torch.float32
+        D = 2 if kw.get("bidirectional") else 1
+        x = torch.randn(B, T, I, dtype=dtype)
+        args, in_names = (x,), ["x"]
+        lstm = kind is torch.nn.LSTM
+        if with_state:
+            h0 = 0.5 * torch.randn(kw["num_layers"] * D, B, H, dtype=dtype)
+            if lstm:
+                c0 = 0.5 * torch.randn(kw["num_layers"] * D, B, H, dtype=dtype)
+                args, in_names = (x, (h0, c0)), ["x", "h0", "c0"]
+            else:
+                args, in_names = (x, h0), ["x", "h0"]
+        out_names = ["y", "h_n"] + (["c_n"] if lstm else [])
+        with torch.no_grad():
+            y, st = m(*args)
+        outs = [y, st[0], st[1]] if lstm else [y, st]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.onnx")
+            torch.onnx.export(m, args, path, input_names=in_names, output_names=out_names, opset_version=14)
+            flat_in = [x] + ([h0, c0] if with_state and lstm else [h0] if with_state else [])
+            write_case(os.path.join(out, "test_" + name), path,
+                       [(n, v.numpy()) for n, v in zip(in_names, flat_in)],
+                       [(n, v.numpy()) for n, v in zip(out_names, outs)])
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "onnx")
     error_cases(out)
+    torch_cases(out)
     ragged = [5, 2, 7, 1]
     make(out, "recur_lstm_bidirectional", "LSTM", 7, 4, 3, 5, "bidirectional", initial=True)
     make(out, "recur_lstm_reverse_ragged", "LSTM", 7, 4, 3, 5, "reverse", lens=ragged, initial=True)
