@@ -16,8 +16,21 @@ namespace {
 
 using recur::Index;
 
+// The cell variants (RecurrentOptions), by number: the Variant benchmarks' last argument.
+enum Variant { kPlain, kPeephole, kClip, kProjection, kResetBefore };
+const char* variant_name(Index v) {
+  static const char* names[] = {"plain", "peephole", "clip", "proj_size=H/2", "reset_before"};
+  return names[v];
+}
+void apply_variant(recur::RecurrentOptions& o, Index v) {
+  if (v == kPeephole) o.peephole = true;
+  if (v == kClip) o.cell_clip = 3.0;
+  if (v == kProjection) o.proj_size = o.hidden_size / 2;
+  if (v == kResetBefore) o.linear_before_reset = false;
+}
+
 template <class Model>
-void run(benchmark::State& st, bool training) {
+void run(benchmark::State& st, bool training, Index variant = kPlain) {
   using T = typename Model::Scalar;
   const Index B = st.range(0), S = st.range(1), I = st.range(2), H = st.range(3),
               L = st.range(4);
@@ -25,11 +38,13 @@ void run(benchmark::State& st, bool training) {
   o.input_size = I;
   o.hidden_size = H;
   o.num_layers = L;
+  apply_variant(o, variant);
   Model m(o);
   m.train(training);
+  if (variant != kPlain) st.SetLabel(variant_name(variant));
   recur::Tensor3<T> x(B, S, I);
   x.setRandom();
-  recur::Tensor3<T> dy(B, S, H);
+  recur::Tensor3<T> dy(B, S, m.output_size());
   dy.setRandom();
   for (auto _ : st) {
     auto out = m.forward(x);
@@ -85,6 +100,24 @@ template <class Model>
 void GridForward(benchmark::State& st) { run<Model>(st, false); }
 template <class Model>
 void GridTrain(benchmark::State& st) { run<Model>(st, true); }
+
+// Each variant beside the plain cell at S2 (bench/variants.py runs them interleaved and prints
+// the ratios): args {batch, time, input, hidden, layers, variant, training}.
+template <class Model>
+void Variants(benchmark::State& st) { run<Model>(st, st.range(6) != 0, st.range(5)); }
+void VariantShapes(benchmark::internal::Benchmark* b, std::initializer_list<int> variants) {
+  for (int training : {0, 1})
+    for (int v : variants) b->Args({64, 50, 256, 256, 1, v, training});
+}
+BENCHMARK_TEMPLATE(Variants, recur::LSTM<float>)->Apply([](benchmark::internal::Benchmark* b) {
+  VariantShapes(b, {kPlain, kPeephole, kClip, kProjection});
+});
+BENCHMARK_TEMPLATE(Variants, recur::GRU<float>)->Apply([](benchmark::internal::Benchmark* b) {
+  VariantShapes(b, {kPlain, kResetBefore, kClip});
+});
+BENCHMARK_TEMPLATE(Variants, recur::RNN<float>)->Apply([](benchmark::internal::Benchmark* b) {
+  VariantShapes(b, {kPlain, kClip});
+});
 
 #define RECUR_BENCH(Model)                                 \
   BENCHMARK_TEMPLATE(Forward, Model)->Apply(Shapes);       \

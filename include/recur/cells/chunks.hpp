@@ -43,4 +43,21 @@ void for_chunks(Index n, F&& f) {
   if (j + 4 <= n) f(Chunk<T, 4, true>{j, 4}), j += 4;
   if (j < n) f(Chunk<T, W, false>{j, n - j});
 }
+
+// Cell clip (ONNX's clip) keeps, per unit and step, one value whose bit g says that gate g's
+// pre-activation was clipped (so its gradient is 0): small integers, exact in float; one
+// cache column for all of a cell's gates instead of one per gate.
+template <class A, class X>
+A clip_flag(const X& x, typename A::Scalar clip, int g) {
+  using T = typename A::Scalar;
+  return (x.abs() > clip).select(A::Constant(x.size(), T(1 << g)), A::Zero(x.size()));
+}
+// 1 where bit g of the flags is clear (gate g was not clipped), else 0.
+template <class A, class F>
+A kept(const F& flags, int g) {
+  using T = typename A::Scalar;
+  const T hi = T(2 << g), lo = T(1 << g);
+  const A f = flags;
+  return ((f - (f / hi).floor() * hi) < lo).template cast<T>();
+}
 }  // namespace recur::detail

@@ -21,7 +21,8 @@
 //                                  gradient is 0 where a value was clipped.
 //
 // Shapes: a, r [B, 3H]; state h [B, H]; extra cache [B, extra_columns() * H]: r_n = W_hn h +
-// b_hn (or v = r * h, reset before), then the clip masks of r, z, n (clip).
+// b_hn (or v = r * h, reset before), then the clip flags (clip: bit 0-2 set where r, z, n
+// were clipped; detail::clip_flag).
 // After forward_step, a holds the activations r, z, n.
 #pragma once
 
@@ -41,7 +42,7 @@ class GRUCell {
   using Scalar = T;
   static constexpr Index kGates = 3;
   static constexpr Index kStates = 1;
-  static constexpr Index kExtra = 4;  // at most; extra_columns() says how many
+  static constexpr Index kExtra = 2;  // at most; extra_columns() says how many
   static constexpr bool kSameGateGrads = false;  // the n block differs: d r_n = d a_n * r
 
   using StatesIn = std::array<ConstRows<T>, kStates>;
@@ -58,7 +59,7 @@ class GRUCell {
   bool linear_before_reset() const { return !before_; }
   T cell_clip() const { return clip_; }
 
-  Index extra_columns() const { return 1 + (clip_ > 0 ? 3 : 0); }
+  Index extra_columns() const { return 1 + (clip_ > 0 ? 1 : 0); }
   Index late_gates() const { return before_ ? 1 : 0; }
 
   /// Reset before the product: r, z (into a) and v = r * h (into extra) from the early part
@@ -104,7 +105,7 @@ class GRUCell {
         using A = typename decltype(at)::Array;
         const A rg = at(ar), d = at(dvr);
         A dg = d * at(h0) * rg * (T(1) - rg);
-        if (clip) dg *= at(mask);
+        if (clip) dg *= detail::kept<A>(at(mask), 0);
         at(dh0) += d * rg;
         at(ar) = dg;
         at(drr) = dg;
@@ -139,8 +140,7 @@ class GRUCell {
         using A = typename decltype(at)::Array;
         A xr = at(ar) + at(rr), xz = at(ar + H) + at(rr + H);
         if constexpr (Clip) {
-          at(mask) = (xr.abs() <= clip).template cast<T>();
-          at(mask + H) = (xz.abs() <= clip).template cast<T>();
+          at(mask) = detail::clip_flag<A>(xr, clip, 0) + detail::clip_flag<A>(xz, clip, 1);
           xr = xr.max(-clip).min(clip);
           xz = xz.max(-clip).min(clip);
         }
@@ -174,8 +174,7 @@ class GRUCell {
         } else {
           A xr = at(ar) + at(rr), xz = at(ar + H) + at(rr + H);
           if constexpr (Clip) {
-            at(mask) = (xr.abs() <= clip).template cast<T>();
-            at(mask + H) = (xz.abs() <= clip).template cast<T>();
+            at(mask) = detail::clip_flag<A>(xr, clip, 0) + detail::clip_flag<A>(xz, clip, 1);
             xr = xr.max(-clip).min(clip);
             xz = xz.max(-clip).min(clip);
           }
@@ -186,7 +185,7 @@ class GRUCell {
           at(rn) = hn;
         }
         if constexpr (Clip) {
-          at(mask + 2 * H) = (xn.abs() <= clip).template cast<T>();
+          at(mask) += detail::clip_flag<A>(xn, clip, 2);  // (r, z: early_step or above)
           xn = xn.max(-clip).min(clip);
         }
         const A n = xn.tanh();
@@ -216,8 +215,8 @@ class GRUCell {
         A dn = dh * (T(1) - z) * (T(1) - n * n);  // d (n pre-activation)
         A dz = dh * (at(h0) - n) * z * (T(1) - z);
         if constexpr (Clip) {
-          dn *= at(mask + 2 * H);
-          dz *= at(mask + H);
+          dn *= detail::kept<A>(at(mask), 2);
+          dz *= detail::kept<A>(at(mask), 1);
         }
         at(dh0) = dh * z;
         at(ar + H) = dz;
@@ -227,7 +226,7 @@ class GRUCell {
           at(drr + 2 * H) = dn;  // d (W_hn v + b_hn); r's block: backward_late
         } else {
           A dg = dn * at(hn) * r * (T(1) - r);
-          if constexpr (Clip) dg *= at(mask);
+          if constexpr (Clip) dg *= detail::kept<A>(at(mask), 0);
           at(ar) = dg;
           at(drr) = dg;
           at(drr + 2 * H) = dn * r;

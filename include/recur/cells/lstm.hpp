@@ -19,8 +19,8 @@
 //              its tanh); the gradient is 0 where a value was clipped.
 //
 // Shapes (B = batch rows of this step, H = hidden): a, r [B, 4H]; states h, c [B, H]; extra
-// cache [B, extra_columns() * H]: tanh(c'), then c' (peephole), then the clip masks of
-// i, f, g, o (clip). After forward_step, a holds the activations i, f, g, o.
+// cache [B, extra_columns() * H]: tanh(c'), then c' (peephole), then the clip flags (clip:
+// bit 0-3 set where i, f, g, o were clipped; detail::clip_flag). After forward_step, a holds the activations i, f, g, o.
 #pragma once
 
 #include <array>
@@ -40,7 +40,7 @@ class LSTMCell {
   using Scalar = T;
   static constexpr Index kGates = 4;            // G: weight_ih is [G*H, input]
   static constexpr Index kStates = 2;           // state 0 = h (the output), state 1 = c
-  static constexpr Index kExtra = 6;            // at most; extra_columns() says how many
+  static constexpr Index kExtra = 3;            // at most; extra_columns() says how many
   static constexpr bool kSameGateGrads = true;  // d r == d a
 
   using StatesIn = std::array<ConstRows<T>, kStates>;
@@ -58,7 +58,7 @@ class LSTMCell {
   bool peephole() const { return peephole_; }
   T cell_clip() const { return clip_; }
 
-  Index extra_columns() const { return 1 + (peephole_ ? 1 : 0) + (clip_ > 0 ? 4 : 0); }
+  Index extra_columns() const { return 1 + (peephole_ ? 1 : 0) + (clip_ > 0 ? 1 : 0); }
   std::vector<CellParameter> cell_parameters(Index hidden) const {
     if (!peephole_) return {};
     return {CellParameter{"peephole", {3, hidden}, ParameterInit::Uniform}};
@@ -132,9 +132,8 @@ class LSTMCell {
           xf += at(p + H) * at(c0);
         }
         if constexpr (Clip) {
-          at(mask) = (xi.abs() <= clip).template cast<T>();
-          at(mask + H) = (xf.abs() <= clip).template cast<T>();
-          at(mask + 2 * H) = (xg.abs() <= clip).template cast<T>();
+          at(mask) = detail::clip_flag<A>(xi, clip, 0) + detail::clip_flag<A>(xf, clip, 1) +
+                     detail::clip_flag<A>(xg, clip, 2);
           xi = xi.max(-clip).min(clip);
           xf = xf.max(-clip).min(clip);
           xg = xg.max(-clip).min(clip);
@@ -144,7 +143,7 @@ class LSTMCell {
         A xo = at(ai + 3 * H) + at(ri + 3 * H);
         if constexpr (Peep) xo += at(p + 2 * H) * c;
         if constexpr (Clip) {
-          at(mask + 3 * H) = (xo.abs() <= clip).template cast<T>();
+          at(mask) += detail::clip_flag<A>(xo, clip, 3);
           xo = xo.max(-clip).min(clip);
         }
         const A o = xo.logistic();
@@ -180,15 +179,15 @@ class LSTMCell {
         const A i = at(ai), f = at(ai + H), g = at(ai + 2 * H), o = at(ai + 3 * H);
         const A t = at(tc), dh = at(dh1);
         A d_o = dh * t * o * (T(1) - o);  // d (o pre-activation)
-        if constexpr (Clip) d_o *= at(mask + 3 * H);
+        if constexpr (Clip) d_o *= detail::kept<A>(at(mask), 3);
         A dc = at(dc1) + dh * o * (T(1) - t * t);  // d c', total
         if constexpr (Peep) dc += d_o * at(p + 2 * H);
         A di = dc * g * i * (T(1) - i), df = dc * at(c0) * f * (T(1) - f);
         A dg = dc * i * (T(1) - g * g);
         if constexpr (Clip) {
-          di *= at(mask);
-          df *= at(mask + H);
-          dg *= at(mask + 2 * H);
+          di *= detail::kept<A>(at(mask), 0);
+          df *= detail::kept<A>(at(mask), 1);
+          dg *= detail::kept<A>(at(mask), 2);
         }
         at(ai) = di;
         at(ai + H) = df;
