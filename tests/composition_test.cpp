@@ -124,5 +124,68 @@ TEST(Dropout, ProbabilityOneZeroesTheNextLayersInput) {
   expect_equal("output with dropout 1", o.output, l1.forward(zeros).output);
 }
 
+// Recurrent dropout (RecurrentOptions::recurrent_dropout): training only; one mask per
+// sequence — two chunks with the state carried and the masks held equal one long run,
+// forward and every gradient (truncated BPTT's chunks chained are full BPTT); new masks at
+// each forward otherwise; the generators' state round-trips through rng_state.
+TEST(RecurrentDropout, ChunksWithHeldMasksEqualOneRun) {
+  auto o = opts(3, 5, 2, false);
+  o.recurrent_dropout = 0.3;
+  std::mt19937_64 rng(12);
+  const Index B = 4, S = 9, S1 = 4;
+  Tensor3<double> x = random_tensor<double>(B, S, 3, rng), dy = random_tensor<double>(B, S, 5, rng);
+  LSTM<double> whole(o, 3), chunked(o, 3);
+  auto full = whole.forward(x);
+  whole.zero_grad();
+  auto g_full = whole.backward(dy);
+
+  // Each chunk on its own copy (each backward needs its forward's caches): same weights and
+  // the same generator, so the same masks as the whole run's.
+  chunked.hold_recurrent_dropout_masks(true);
+  LSTM<double> second = chunked;
+  auto a = chunked.forward(slice_time(x, 0, S1));
+  auto b = second.forward(slice_time(x, S1, S), a.state);
+  EXPECT_LE(max_abs_diff(a.output, slice_time(full.output, 0, S1)), 1e-14);
+  EXPECT_LE(max_abs_diff(b.output, slice_time(full.output, S1, S)), 1e-14);
+  EXPECT_LE(max_abs_diff(b.state.h, full.state.h), 1e-14);
+  // Backward: the second chunk, then the first with the state gradient carried.
+  second.zero_grad();
+  auto gb = second.backward(slice_time(dy, S1, S));
+  chunked.zero_grad();
+  auto ga = chunked.backward(slice_time(dy, 0, S1), gb.state);
+  auto pw = whole.named_parameters(), pa = chunked.named_parameters(), pb = second.named_parameters();
+  double worst = 0;
+  for (std::size_t i = 0; i < pw.size(); ++i)
+    for (Index k = 0; k < pw[i].grad.size(); ++k)
+      worst = std::max(worst, std::abs(pw[i].grad.data()[k] - pa[i].grad.data()[k] - pb[i].grad.data()[k]));
+  EXPECT_LE(worst, 1e-12);
+  EXPECT_LE(max_abs_diff(ga.input, slice_time(g_full.input, 0, S1)), 1e-13);
+}
+
+TEST(RecurrentDropout, TrainingOnlyNewMasksEachForwardAndStateRoundTrips) {
+  auto o = opts(3, 6, 1, true);
+  std::mt19937_64 rng(2);
+  Tensor3<double> x = random_tensor<double>(3, 5, 3, rng);
+  GRU<double> plain(o, 8);
+  o.recurrent_dropout = 0.5;
+  GRU<double> m(o, 8);
+  m.eval();
+  plain.eval();
+  EXPECT_EQ(max_abs_diff(m.forward(x).output, plain.forward(x).output), 0.0);  // eval: no dropout
+  m.train();
+  plain.train();
+  const std::string state = m.rng_state();
+  EXPECT_NE(state.find('|'), std::string::npos) << "the masks' generators are in rng_state";
+  auto y1 = m.forward(x).output;
+  EXPECT_GT(max_abs_diff(y1, plain.forward(x).output), 1e-3);  // it drops
+  auto y2 = m.forward(x).output;
+  EXPECT_GT(max_abs_diff(y1, y2), 1e-3);  // new masks
+  m.set_rng_state(state);
+  EXPECT_EQ(max_abs_diff(m.forward(x).output, y1), 0.0);  // the same masks again
+  EXPECT_THROW(m.set_rng_state(state.substr(0, state.find('|'))), std::invalid_argument);
+  o.recurrent_dropout = 1.0;
+  EXPECT_THROW(GRU<double> bad(o), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace recur::test

@@ -164,6 +164,25 @@ TEST(GradientCheck, RNNClip) {
   check_model<RNN<double>>(variant(2, true, 0.6, false, true), kLengths);
 }
 
+// Recurrent dropout: the masks held, so every forward of the finite differences uses the
+// masks of the first.
+template <class M>
+void check_recurrent_dropout(RecurrentOptions o, const Problem& pb) {
+  o.recurrent_dropout = 0.4;
+  M m(o, 11);
+  m.hold_recurrent_dropout_masks(true);
+  check_gradients(m, m.named_parameters(), pb);
+}
+TEST(GradientCheck, RecurrentDropout) {
+  check_recurrent_dropout<LSTM<double>>(variant(2, true, 0, false, true), kLengths);
+  check_recurrent_dropout<GRU<double>>(variant(2, true, 0, false, true), kPlain);
+  check_recurrent_dropout<GRU<double>>(variant(2, true, 0, false, false), kLengths);  // reset before
+  auto o = variant(1, false, 0, true, true);
+  o.proj_size = 2;
+  check_recurrent_dropout<LSTM<double>>(o, kPlain);
+  check_recurrent_dropout<RNN<double>>(variant(2, false, 0, false, true), kOne);
+}
+
 TEST(GradientCheck, DropoutBetweenLayers) {
   auto o = opts(3, 4, 3, false);
   o.dropout = 0.4;

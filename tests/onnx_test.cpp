@@ -4,8 +4,11 @@
 // ours and torch.onnx exports: tests/CMakeLists.txt, `recur_onnx check`.)
 #include <onnx/checker.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
+#include <string>
 
 #include "recur/models.hpp"
 #include "recur/onnx.hpp"
@@ -41,7 +44,10 @@ void round_trip(RecurrentOptions o, bool initial_state, double tol) {
   eo.initial_state = initial_state;
   const ::onnx::ModelProto model = onnx::to_onnx(m, eo);
   ASSERT_NO_THROW(::onnx::checker::check_model(model));
-  const auto path = std::filesystem::temp_directory_path() / "recur_onnx_test.onnx";
+  // One file per test and process: ctest runs the tests of this binary in parallel.
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("recur_onnx_test_" + std::to_string(::getpid()) + "_" + info->name() + ".onnx");
   onnx::save_model(model, path.string());
   const onnx::Graph<T> g(onnx::read_model(path.string()));
   std::filesystem::remove(path);

@@ -13,7 +13,8 @@ namespace {
 // units of each step: the results equal a single-threaded run's, for every cell, with
 // lengths, both directions and two layers.
 template <class Model>
-void threads_match_one_thread(Index B, Index S, Index H, std::vector<Index> lengths) {
+void threads_match_one_thread(Index B, Index S, Index H, std::vector<Index> lengths,
+                              RecurrentOptions (*vary)(RecurrentOptions) = nullptr) {
   if (num_threads() < 2 && !std::getenv("RECUR_REQUIRE_THREADS")) {
     set_num_threads(2);
     if (num_threads() < 2) GTEST_SKIP() << "built without OpenMP: one thread only";
@@ -21,12 +22,12 @@ void threads_match_one_thread(Index B, Index S, Index H, std::vector<Index> leng
   const Index I = 24;
   auto run = [&](int threads) {
     set_num_threads(threads);
-    Model m(opts(I, H, 2, true), 3);
+    Model m(vary ? vary(opts(I, H, 2, true)) : opts(I, H, 2, true), 3);
     std::mt19937_64 r(5);
     Tensor3<double> x = random_tensor<double>(B, S, I, r);
-    Tensor3<double> dy = random_tensor<double>(B, S, 2 * H, r);
+    Tensor3<double> dy = random_tensor<double>(B, S, m.output_size(), r);
     State<double> s0;  // a nonzero initial state, so its gradient and carry are checked too
-    s0.h = random_tensor<double>(4, B, H, r);
+    s0.h = random_tensor<double>(4, B, m.state_size(0), r);
     if (std::is_same_v<typename Model::CellType, LSTMCell<double>>) s0.c = random_tensor<double>(4, B, H, r);
     auto out = m.forward(x, s0, lengths);
     auto g = m.backward(dy);
@@ -48,6 +49,26 @@ const std::vector<Index> kLengths{17, 3, 0, 17, 9, 16, 1, 17, 12};
 TEST(Threads, MatchOneThreadLSTM) { threads_match_one_thread<LSTM<double>>(9, 17, 40, kLengths); }
 TEST(Threads, MatchOneThreadGRU) { threads_match_one_thread<GRU<double>>(9, 17, 40, kLengths); }
 TEST(Threads, MatchOneThreadRNN) { threads_match_one_thread<RNN<double>>(9, 17, 40, kLengths); }
+// The variants and recurrent dropout (masks drawn before the threads start: the same masks).
+TEST(Threads, MatchOneThreadVariants) {
+  threads_match_one_thread<LSTM<double>>(9, 17, 40, kLengths, [](RecurrentOptions o) {
+    o.peephole = true;
+    o.cell_clip = 0.8;
+    o.proj_size = 12;
+    o.recurrent_dropout = 0.3;
+    return o;
+  });
+  threads_match_one_thread<GRU<double>>(9, 17, 40, kLengths, [](RecurrentOptions o) {
+    o.linear_before_reset = false;
+    o.cell_clip = 0.8;
+    o.recurrent_dropout = 0.3;
+    return o;
+  });
+  threads_match_one_thread<LSTM<double>>(1, 20, 136, {13}, [](RecurrentOptions o) {
+    o.recurrent_dropout = 0.2;  // batch 1: the batch loop, not the split of units
+    return o;
+  });
+}
 // Batch 1 (hidden units split across threads; H = 136 is not a multiple of the 16-unit
 // chunks), over the whole sequence and over a shorter length.
 TEST(Threads, BatchOneMatchesOneThreadLSTM) {

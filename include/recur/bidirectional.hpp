@@ -4,7 +4,7 @@
 #pragma once
 
 #include <array>
-
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +61,24 @@ class Bidirectional
     rev_.reset_parameters(rng);
   }
   std::size_t workspace_bytes() const { return fwd_.workspace_bytes() + rev_.workspace_bytes(); }
+
+  /// Recurrent dropout in both directions (Recurrent::set_recurrent_dropout), each its own masks.
+  void set_recurrent_dropout(double p, std::uint64_t seed) {
+    fwd_.set_recurrent_dropout(p, seed);
+    rev_.set_recurrent_dropout(p, seed ^ 0x5bd1e995ULL);
+  }
+  double recurrent_dropout() const { return fwd_.recurrent_dropout(); }
+  void hold_recurrent_dropout_masks(bool hold) {
+    fwd_.hold_recurrent_dropout_masks(hold);
+    rev_.hold_recurrent_dropout_masks(hold);
+  }
+  void recurrent_dropout_states(std::vector<std::string>& out) const {
+    fwd_.recurrent_dropout_states(out);
+    rev_.recurrent_dropout_states(out);
+  }
+  std::size_t set_recurrent_dropout_states(const std::vector<std::string>& in, std::size_t at) {
+    return rev_.set_recurrent_dropout_states(in, fwd_.set_recurrent_dropout_states(in, at));
+  }
 
   void forward_rows(const In& in, const Out& out, bool training) {
     const Index H = fwd_.output_size();

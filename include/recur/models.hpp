@@ -72,6 +72,12 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
   void set_rng_state(const std::string& state) {
     std::visit([&](auto& s) { s.set_rng_state(state); }, stack_);
   }
+  /// Recurrent dropout (RecurrentOptions::recurrent_dropout): while held, training forwards
+  /// reuse the current masks — the chunks of the same sequences in truncated BPTT get one
+  /// mask per sequence; released (the default), each training forward draws new ones.
+  void hold_recurrent_dropout_masks(bool hold) {
+    std::visit([&](auto& s) { s.hold_recurrent_dropout_masks(hold); }, stack_);
+  }
   std::size_t workspace_bytes() const {
     return std::visit([](const auto& s) { return s.workspace_bytes(); }, stack_);
   }
@@ -94,6 +100,9 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
                     " num_layers=", o.num_layers);
     detail::require(o.dropout >= 0.0 && o.dropout <= 1.0, "RecurrentOptions: dropout = ",
                     o.dropout, " is outside [0, 1]");
+    detail::require(o.recurrent_dropout >= 0.0 && o.recurrent_dropout < 1.0,
+                    "RecurrentOptions: recurrent_dropout = ", o.recurrent_dropout,
+                    " is outside [0, 1)");
     detail::require(o.proj_size == 0 || Cell::kStates == 2,
                     "RecurrentOptions: proj_size = ", o.proj_size,
                     " is an LSTM option (a projection of h needs a cell state c)");
@@ -124,13 +133,17 @@ class Model : public SequenceLayer<Model<Cell>, typename Cell::Scalar, Cell::kSt
       std::vector<Bidirectional<Cell>> layers;
       for (Index l = 0; l < o.num_layers; ++l)
         layers.emplace_back(l == 0 ? o.input_size : 2 * out, o.hidden_size, cell, o.proj_size);
-      return Bi(std::move(layers), o.dropout, dropout_seed);
+      Bi stack(std::move(layers), o.dropout, dropout_seed);
+      if (o.recurrent_dropout > 0) stack.set_recurrent_dropout(o.recurrent_dropout, seed ^ 0x72647270ULL);
+      return stack;
     }
     std::vector<Recurrent<Cell>> layers;
     for (Index l = 0; l < o.num_layers; ++l)
       layers.emplace_back(l == 0 ? o.input_size : out, o.hidden_size, Direction::Forward, cell,
                           o.proj_size);
-    return Uni(std::move(layers), o.dropout, dropout_seed);
+    Uni stack(std::move(layers), o.dropout, dropout_seed);
+    if (o.recurrent_dropout > 0) stack.set_recurrent_dropout(o.recurrent_dropout, seed ^ 0x72647270ULL);
+    return stack;
   }
 
   RecurrentOptions options_;

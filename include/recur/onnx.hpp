@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -114,8 +115,12 @@ template <class T>
 Tensor<T> from_proto(const ::onnx::TensorProto& p, const std::string& what) {
   using P = ::onnx::TensorProto;
   Tensor<T> t;
+  Index total = 1;
   for (auto d : p.dims()) {
     if (d < 0) detail::fail(detail::cat(what, ": negative dimension ", d));
+    if (d > 0 && total > std::numeric_limits<Index>::max() / 8 / d)
+      detail::fail(detail::cat(what, ": dimensions too large (", p.dims_size(), " of them, overflow)"));
+    total *= d;
     t.shape.push_back(static_cast<Index>(d));
   }
   const Index n = t.size();
@@ -340,7 +345,13 @@ void run_shape_op(const ::onnx::NodeProto& node, std::map<std::string, Tensor<T>
     std::vector<Index> perm(static_cast<std::size_t>(r));
     if (const auto* a = attribute(node, "perm")) {
       if (a->ints_size() != r) fail(cat(who(node), ": perm has ", a->ints_size(), " axes for rank ", r));
-      for (Index k = 0; k < r; ++k) perm[static_cast<std::size_t>(k)] = axis_in(node, a->ints(static_cast<int>(k)), r);
+      std::vector<bool> seen(static_cast<std::size_t>(r), false);
+      for (Index k = 0; k < r; ++k) {
+        const Index p = axis_in(node, a->ints(static_cast<int>(k)), r);
+        if (seen[static_cast<std::size_t>(p)]) fail(cat(who(node), ": perm repeats axis ", p));
+        seen[static_cast<std::size_t>(p)] = true;
+        perm[static_cast<std::size_t>(k)] = p;
+      }
     } else {
       for (Index k = 0; k < r; ++k) perm[static_cast<std::size_t>(k)] = r - 1 - k;
     }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "recur/cells/contract.hpp"
+#include "recur/detail/dropout.hpp"
 #include "recur/recurrent/batch_slices.hpp"
 #include "recur/recurrent/core.hpp"
 #include "recur/recurrent/unit_split.hpp"
@@ -95,6 +96,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     core_.time.start(B, S, given.lengths);
     core_.cached = false;
     core_.bind();
+    prepare_recurrent_dropout(B, S, training);
     core_.ws.for_forward(B, S, kGates, kStates, core_.extra(), H, training, core_.proj());
     const In in = without_non_finite_padding(given);
     core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S, core_.late() * H);
@@ -139,17 +141,61 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     core_.cached = false;
   }
 
+  // ---- recurrent (variational) dropout: Gal & Ghahramani; Keras' recurrent_dropout ----
+  /// In training mode, h is multiplied by a mask (0, or 1 / (1 - p)) where it enters the
+  /// recurrent product — one mask per sample and unit, the same at every step of a forward
+  /// (a new one at each training forward unless held); the output and the cell's own use of h
+  /// are not masked. `seed`: of the masks' generator.
+  void set_recurrent_dropout(double p, std::uint64_t seed) {
+    detail::require(p >= 0.0 && p < 1.0, "Recurrent: recurrent_dropout = ", p,
+                    " is outside [0, 1)");
+    core_.rdrop = p;
+    core_.rdrop_rng.seed(seed);
+    core_.masks_ready = false;
+  }
+  double recurrent_dropout() const { return core_.rdrop; }
+  /// While held, training forwards reuse the current masks (the chunks of the same sequences
+  /// in truncated BPTT: one mask per sequence); released, each draws new ones.
+  void hold_recurrent_dropout_masks(bool hold) { core_.hold_masks = hold; }
+  /// The masks' generator as text (checkpoints: Stack::rng_state), when it drops: appended to
+  /// `out`; set_... reads them back from `in` at `at` and returns the position after.
+  void recurrent_dropout_states(std::vector<std::string>& out) const {
+    if (core_.rdrop > 0.0) out.push_back(detail::rng_state(core_.rdrop_rng));
+  }
+  std::size_t set_recurrent_dropout_states(const std::vector<std::string>& in, std::size_t at) {
+    if (core_.rdrop <= 0.0) return at;
+    detail::require(at < in.size(), "set_rng_state: no state for a layer's recurrent dropout");
+    detail::set_rng_state(core_.rdrop_rng, in[at]);
+    core_.masks_ready = false;
+    return at + 1;
+  }
+
   /// Bytes this layer keeps between a training forward and its backward (the caches), and
   /// the scratch it owns; both grow to the largest call seen and are reused.
   std::size_t workspace_bytes() const { return core_.ws.bytes() + core_.products.bytes(); }
 
  private:
   enum class Strategy { BatchSlices, UnitSplit };
+  // Whether this call drops, and the masks it uses (drawn here, before any thread starts).
+  void prepare_recurrent_dropout(Index B, Index S, bool training) {
+    core_.dropping = training && core_.rdrop > 0.0;
+    if (!core_.dropping) return;
+    const Index R = core_.width(0);
+    detail::grow(core_.ws.hd, static_cast<std::size_t>(B * S * R));
+    detail::grow(core_.ws.dhd, static_cast<std::size_t>(B * R));
+    if (core_.hold_masks && core_.masks_ready && core_.mask_batch == B) return;
+    detail::grow(core_.ws.mask, static_cast<std::size_t>(B * R));
+    detail::fill_dropout_mask(core_.ws.mask.data(), static_cast<std::size_t>(B * R), core_.rdrop,
+                              core_.rdrop_rng);
+    core_.masks_ready = true;
+    core_.mask_batch = B;
+  }
   int unit_parts(Index B, Index S) const {
     // The late product needs the whole of v; a cell's own parameters are per unit, and a
     // cell on a range of units does not know where the range starts.
-    // A projection needs the whole of m.
-    if (core_.late() > 0 || core_.weights.cell_count() > 0 || core_.proj() > 0) return 1;
+    // A projection needs the whole of m; recurrent dropout runs in the batch loop only.
+    if (core_.late() > 0 || core_.weights.cell_count() > 0 || core_.proj() > 0 || core_.dropping)
+      return 1;
     return detail::UnitSplit<Cell>::parts(B, S, core_.hidden());
   }
   Strategy strategy(Index B, Index S) const {
@@ -191,8 +237,10 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     ConstRows<T> dA = rows<T>(static_cast<const T*>(core_.ws.gates.data()), N, GH);
     ConstRows<T> dR = rows<T>(dr_base, N, GH);
     const Index EH = core_.extra() * H, P = core_.proj();
-    products.prepare_weight_grads(w, core_.x, core_.ldx, core_.ws.prev.data(), N,
-                                  core_.ws.extra.data(), EH, core_.ws.m.data());
+    // H_prev: the h each step's product read (masked, with recurrent dropout).
+    const T* h_prev = core_.dropping ? core_.ws.hd.data() : core_.ws.prev.data();
+    products.prepare_weight_grads(w, core_.x, core_.ldx, h_prev, N, core_.ws.extra.data(), EH,
+                                  core_.ws.m.data());
     Rows<T>& d_x = d_in.rows;
     const auto update = d_in.accumulate ? detail::Update<T>::add() : detail::Update<T>::assign_to();
     const int parts = detail::threads_for(GH, static_cast<double>(N) * GH * (I + H));

@@ -61,9 +61,46 @@ class Stack : public SequenceLayer<Stack<Layer>, typename Layer::Scalar, Layer::
   Index state_size(Index s) const { return layers_.front().state_size(s); }
   Index state_slots() const { return num_layers() * layers_.front().state_slots(); }
   double dropout() const { return dropout_; }
-  /// The dropout generator's state as text, to save with a checkpoint and restore on resume.
-  std::string rng_state() const { return detail::rng_state(rng_); }
-  void set_rng_state(const std::string& state) { detail::set_rng_state(rng_, state); }
+  /// The dropout generators' state as text, to save with a checkpoint and restore on resume:
+  /// the between-layer dropout's, then (`|`-separated) each layer's recurrent dropout's.
+  std::string rng_state() const {
+    std::string s = detail::rng_state(rng_);
+    std::vector<std::string> layers;
+    for (const auto& l : layers_) l.recurrent_dropout_states(layers);
+    for (const auto& p : layers) s += "|" + p;
+    return s;
+  }
+  void set_rng_state(const std::string& state) {
+    std::vector<std::string> parts;
+    std::size_t from = 0;
+    for (std::size_t bar; (bar = state.find('|', from)) != std::string::npos; from = bar + 1)
+      parts.push_back(state.substr(from, bar - from));
+    parts.push_back(state.substr(from));
+    std::mt19937_64 rng;
+    detail::set_rng_state(rng, parts[0]);
+    std::size_t at = 1;
+    for (auto& l : layers_) at = l.set_recurrent_dropout_states(parts, at);
+    detail::require(at == parts.size(), "set_rng_state: ", parts.size() - 1,
+                    " recurrent dropout states for ", at - 1, " layers that drop");
+    rng_ = rng;
+  }
+
+  /// Recurrent dropout in every layer (Recurrent::set_recurrent_dropout), each its own masks.
+  void set_recurrent_dropout(double p, std::uint64_t seed) {
+    for (std::size_t l = 0; l < layers_.size(); ++l)
+      layers_[l].set_recurrent_dropout(p, seed + 0x9e3779b97f4a7c15ULL * (l + 1));
+  }
+  /// While held, training forwards reuse the masks (truncated BPTT over the same sequences).
+  void hold_recurrent_dropout_masks(bool hold) {
+    for (auto& l : layers_) l.hold_recurrent_dropout_masks(hold);
+  }
+  void recurrent_dropout_states(std::vector<std::string>& out) const {
+    for (const auto& l : layers_) l.recurrent_dropout_states(out);
+  }
+  std::size_t set_recurrent_dropout_states(const std::vector<std::string>& in, std::size_t at) {
+    for (auto& l : layers_) at = l.set_recurrent_dropout_states(in, at);
+    return at;
+  }
 
   /// Parameters of layer l get the suffix `_l{l}` (PyTorch's names).
   std::vector<Parameter<T>> named_parameters() {

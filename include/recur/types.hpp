@@ -52,6 +52,8 @@ struct RecurrentOptions {
   Index num_layers = 1;
   bool bidirectional = false;
   double dropout = 0.0;                            // between layers, training mode only
+  double recurrent_dropout = 0.0;  // on h where it enters W_hh, one mask per sequence (Gal &
+                                   // Ghahramani; Keras' recurrent_dropout), training only
   Nonlinearity nonlinearity = Nonlinearity::Tanh;  // RNN only
   // Cell variants (recur/cells/*.hpp; the defaults are PyTorch's cells). A variant a cell
   // does not have is rejected with std::invalid_argument.

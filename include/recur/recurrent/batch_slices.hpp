@@ -21,6 +21,16 @@
 
 namespace recur::detail {
 
+// The state views `v` with h (state 0) replaced by B x H rows at p, ld apart (the masked h
+// of recurrent dropout; Maps are rebuilt, not assigned: assigning one copies values).
+template <std::size_t K, class T>
+std::array<ConstRows<T>, K> with_h(const std::array<ConstRows<T>, K>& v, const T* p, Index ld,
+                                   Index B, Index H) {
+  return make_array<K>([&](std::size_t s) {
+    return s == 0 ? ConstRows<T>(p, B, H, Eigen::OuterStride<>(ld)) : v[s];
+  });
+}
+
 template <class Cell>
 struct BatchSlices {
   using Core = LayerCore<Cell>;
@@ -65,9 +75,18 @@ struct BatchSlices {
     c.load_states(in.state, cur, b0, b1);
     Rows<T> R = rows(c.ws.r.data() + b0 * GH, Bs, GH);
 
+    const bool drop = c.dropping;  // recurrent dropout: the products read h * mask
     for (Index k = 0; k < S; ++k) {
       const Index t = c.time.forward_step(k);
-      c.products.recurrent(c.weights, cur[0], Bs, RW, R.data(), GH, work,
+      const T* hin = cur[0];
+      Index ldh = RW;
+      if (drop) {
+        Rows<T> hm = step_rows(c.ws.hd.data() + b0 * S * RW, t, Bs, S, RW, RW);
+        hm = rows<T>(cur[0], Bs, RW).cwiseProduct(rows<T>(c.ws.mask.data() + b0 * RW, Bs, RW));
+        hin = hm.data();
+        ldh = hm.outerStride();
+      }
+      c.products.recurrent(c.weights, hin, Bs, ldh, R.data(), GH, work,
                            Update<T>::assign_to(c.weights.b_hh().data()), GateRows::Early);
       if (training)
         for (Index s = 0; s < K; ++s) {
@@ -79,8 +98,8 @@ struct BatchSlices {
                                : rows(c.ws.extra.data() + b0 * EH, Bs, EH);
       Rows<T> a = step_rows(gates, t, Bs, S, GH, GH);
       if constexpr (has_late_gates<Cell>::value) {
-        if (LH > 0) {  // v from the early gates, then the late product on it
-          c.cell.early_step(a, R, c.const_views(cur, Bs, H), extra);
+        if (LH > 0) {  // v from the early gates (and the masked h), then the late product on it
+          c.cell.early_step(a, R, with_h(c.const_views(cur, Bs, H), hin, ldh, Bs, H), extra);
           c.products.recurrent(c.weights, extra.data(), Bs, extra.outerStride(),
                                R.data() + GH - LH, GH, work,
                                Update<T>::assign_to(c.weights.b_hh().data() + GH - LH),
@@ -138,6 +157,8 @@ struct BatchSlices {
 
     auto [dcur, dnxt] = c.state_pair(c.ws.dstate.data(), B, b0);
     c.load_states(d_out.state, dcur, b0, b1);
+    const bool drop = c.dropping;  // recurrent dropout: d (h * mask) lands in dhd, then * mask
+    Rows<T> dhd = rows(c.ws.dhd.data() + b0 * RW, Bs, drop ? RW : 0);
 
     for (Index k = 0; k < S; ++k) {
       const Index t = c.time.backward_step(k);
@@ -188,8 +209,17 @@ struct BatchSlices {
           Rows<T> dv = rows(c.ws.r.data() + b0 * GH, Bs, H);
           c.products.recurrent(c.weights, dr.data() + GH - LH, Bs, dr.outerStride(), dv.data(),
                                H, work, Update<T>::assign_to(), GateRows::Late);
-          c.cell.backward_late(a, dr, prev, extra, rows<T>(static_cast<const T*>(dv.data()), Bs, H),
-                               c.views(dnxt, Bs, H));
+          const ConstRows<T> dvc = rows<T>(static_cast<const T*>(dv.data()), Bs, H);
+          if (drop) {  // the cell's v was r * (h * mask): its d h part goes to dhd first
+            dhd.setZero();
+            const T* hm = c.ws.hd.data() + b0 * S * RW;
+            const auto hprev = with_h(prev, hm + t * RW, S * RW, Bs, H);
+            c.cell.backward_late(a, dr, hprev, extra, dvc, make_array<K>([&](std::size_t s) {
+                                   return s == 0 ? dhd : rows<T>(dnxt[s], Bs, H);
+                                 }));
+          } else {
+            c.cell.backward_late(a, dr, prev, extra, dvc, c.views(dnxt, Bs, H));
+          }
         }
       }
       if (!all_active) {  // no gradient through a step a sample does not take
@@ -199,9 +229,20 @@ struct BatchSlices {
             dr.row(b).setZero();
           }
       }
-      // d h_{t-1} = (the cell's direct part +) dR W_hh
-      c.products.recurrent(c.weights, dr.data(), Bs, dr.outerStride(), dnxt[0], RW, work,
-                           P > 0 ? Update<T>::assign_to() : Update<T>::add(), GateRows::Early);
+      // d h_{t-1} = (the cell's direct part +) dR W_hh (with dropout: * mask)
+      if (drop) {
+        c.products.recurrent(c.weights, dr.data(), Bs, dr.outerStride(), dhd.data(), RW, work,
+                             LH > 0 ? Update<T>::add() : Update<T>::assign_to(), GateRows::Early);
+        Rows<T> dh_prev = rows<T>(dnxt[0], Bs, RW);
+        const auto masked = dhd.cwiseProduct(rows<T>(c.ws.mask.data() + b0 * RW, Bs, RW));
+        if (P > 0)
+          dh_prev = masked;
+        else
+          dh_prev += masked;
+      } else {
+        c.products.recurrent(c.weights, dr.data(), Bs, dr.outerStride(), dnxt[0], RW, work,
+                             P > 0 ? Update<T>::assign_to() : Update<T>::add(), GateRows::Early);
+      }
       if (!all_active) {  // its state gradient passes the step unchanged
         for (Index b = 0; b < Bs; ++b)
           if (!c.time.active(b0 + b, t))

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <random>
 #include <array>
 #include <utility>
 
@@ -99,6 +100,13 @@ struct LayerCore {
     return make_array<K>(
         [&](std::size_t s) { return rows<T>(static_cast<const T*>(p[s]), B, cols); });
   }
+
+  // Recurrent (variational) dropout: p, its generator, the masks [B, width(0)] of the current
+  // sequences (drawn at each training forward unless held), whether this call drops.
+  double rdrop = 0.0;
+  std::mt19937_64 rdrop_rng{0};
+  bool hold_masks = false, masks_ready = false, dropping = false;
+  Index mask_batch = 0;
 
   Cell cell;
   RecurrentWeights<T> weights;

@@ -17,6 +17,9 @@ struct Workspace {
   Buffer<T> extra;  // [N, E*H] (training) or [B, E*H] (inference): the cell's extra cache
   Buffer<T> prev;   // K x [N, H]: the state each step started from (h: [N, R], R <= H)
   Buffer<T> m;      // projection: [N, H] (training) or [B, H]: the cell's output before W_hr
+  Buffer<T> hd;     // recurrent dropout: [N, R] the masked h each step's product read
+  Buffer<T> mask;   // recurrent dropout: [B, R] the masks (0 or 1 / (1 - p))
+  Buffer<T> dhd;    // recurrent dropout: [B, R] d of the masked h of a step
   // Scratch:
   Buffer<T> r;       // [B, G*H]: R of the current step
   Buffer<T> state;   // 2 x K x [B, H]: current and next state
@@ -54,6 +57,7 @@ struct Workspace {
 
   std::size_t bytes() const {
     return sizeof(T) * (gates.capacity() + extra.capacity() + prev.capacity() + m.capacity() +
+                        hd.capacity() + mask.capacity() + dhd.capacity() +
                         dproj.capacity() + r.capacity() +
                         state.capacity() + dr.capacity() + dstate.capacity() +
                         unit_scratch.capacity() + unit_weights.capacity() + input.capacity());
