@@ -17,15 +17,19 @@ namespace {
 using recur::Index;
 
 // The cell variants (RecurrentOptions), by number: the Variant benchmarks' last argument.
-enum Variant { kPlain, kPeephole, kClip, kProjection, kResetBefore };
+enum Variant { kPlain, kPeephole, kClip, kProjection, kResetBefore, kLayerNorm, kRecurrentDropout };
 const char* variant_name(Index v) {
-  static const char* names[] = {"plain", "peephole", "clip", "proj_size=H/2", "reset_before"};
+  static const char* names[] = {"plain",        "peephole",   "clip",
+                                "proj_size=H/2", "reset_before", "layer_norm",
+                                "recurrent_dropout=0.25"};
   return names[v];
 }
 void apply_variant(recur::RecurrentOptions& o, Index v) {
   if (v == kPeephole) o.peephole = true;
   if (v == kClip) o.cell_clip = 3.0;
   if (v == kProjection) o.proj_size = o.hidden_size / 2;
+  if (v == kLayerNorm) o.layer_norm = recur::LayerNorm::Ba2016;
+  if (v == kRecurrentDropout) o.recurrent_dropout = 0.25;  // (training only)
   if (v == kResetBefore) o.linear_before_reset = false;
 }
 
@@ -110,10 +114,10 @@ void VariantShapes(benchmark::internal::Benchmark* b, std::initializer_list<int>
     for (int v : variants) b->Args({64, 50, 256, 256, 1, v, training});
 }
 BENCHMARK_TEMPLATE(Variants, recur::LSTM<float>)->Apply([](benchmark::internal::Benchmark* b) {
-  VariantShapes(b, {kPlain, kPeephole, kClip, kProjection});
+  VariantShapes(b, {kPlain, kPeephole, kClip, kProjection, kLayerNorm, kRecurrentDropout});
 });
 BENCHMARK_TEMPLATE(Variants, recur::GRU<float>)->Apply([](benchmark::internal::Benchmark* b) {
-  VariantShapes(b, {kPlain, kResetBefore, kClip});
+  VariantShapes(b, {kPlain, kResetBefore, kClip, kRecurrentDropout});
 });
 BENCHMARK_TEMPLATE(Variants, recur::RNN<float>)->Apply([](benchmark::internal::Benchmark* b) {
   VariantShapes(b, {kPlain, kClip});

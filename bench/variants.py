@@ -15,7 +15,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import machine  # noqa: E402
 
-NAMES = ["plain", "peephole", "clip", "proj_size=H/2", "reset_before"]
+NAMES = ["plain", "peephole", "clip", "proj_size=H/2", "reset_before", "layer_norm",
+         "recurrent_dropout=0.25"]
 
 
 def main():

@@ -128,9 +128,10 @@ TEST(Dropout, ProbabilityOneZeroesTheNextLayersInput) {
 // sequence — two chunks with the state carried and the masks held equal one long run,
 // forward and every gradient (truncated BPTT's chunks chained are full BPTT); new masks at
 // each forward otherwise; the generators' state round-trips through rng_state.
-TEST(RecurrentDropout, ChunksWithHeldMasksEqualOneRun) {
+void chunks_equal_one_run(LayerNorm ln) {
   auto o = opts(3, 5, 2, false);
   o.recurrent_dropout = 0.3;
+  o.layer_norm = ln;
   std::mt19937_64 rng(12);
   const Index B = 4, S = 9, S1 = 4;
   Tensor3<double> x = random_tensor<double>(B, S, 3, rng), dy = random_tensor<double>(B, S, 5, rng);
@@ -160,6 +161,13 @@ TEST(RecurrentDropout, ChunksWithHeldMasksEqualOneRun) {
       worst = std::max(worst, std::abs(pw[i].grad.data()[k] - pa[i].grad.data()[k] - pb[i].grad.data()[k]));
   EXPECT_LE(worst, 1e-12);
   EXPECT_LE(max_abs_diff(ga.input, slice_time(g_full.input, 0, S1)), 1e-13);
+}
+// (and with the layer-norm LSTMs, whose backward leaves its own columns per step)
+TEST(RecurrentDropout, ChunksWithHeldMasksEqualOneRun) {
+  for (const auto ln : {LayerNorm::None, LayerNorm::Ba2016, LayerNorm::TFAddons}) {
+    SCOPED_TRACE(static_cast<int>(ln));
+    chunks_equal_one_run(ln);
+  }
 }
 
 TEST(RecurrentDropout, TrainingOnlyNewMasksEachForwardAndStateRoundTrips) {

@@ -42,6 +42,18 @@ TEST(Errors, VariantsACellDoesNotHave) {
   expect_throw<std::invalid_argument>([&] { GRU<float> m(o); }, {"GRU", "peephole"});
   expect_throw<std::invalid_argument>([&] { RNN<double> m(o); }, {"RNN", "peephole"});
   o = opts(3, 4);
+  o.layer_norm = LayerNorm::Ba2016;
+  expect_throw<std::invalid_argument>([&] { GRU<float> m(o); }, {"GRU", "layer_norm"});
+  expect_throw<std::invalid_argument>([&] { RNN<double> m(o); }, {"RNN", "layer_norm"});
+  o.peephole = true;
+  expect_throw<std::invalid_argument>([&] { LSTM<float> m(o); }, {"layer_norm", "peephole=1"});
+  o.peephole = false;
+  o.cell_clip = 0.5;
+  expect_throw<std::invalid_argument>([&] { LSTM<float> m(o); }, {"layer_norm", "cell_clip=0.5"});
+  o.cell_clip = 0;
+  o.layer_norm_eps = 0;
+  expect_throw<std::invalid_argument>([&] { LSTM<double> m(o); }, {"layer_norm_eps", "0"});
+  o = opts(3, 4);
   o.linear_before_reset = false;
   expect_throw<std::invalid_argument>([&] { LSTM<float> m(o); }, {"LSTM", "linear_before_reset"});
   o = opts(3, 4);

@@ -2,6 +2,7 @@
 // directions, per-sample lengths, initial states, dropout, and a cell written outside recur.
 // loss = sum(output * G_out) + sum(h_n * G_h) [+ sum(c_n * G_c)]; central differences.
 #include <functional>
+#include <string>
 
 #include "custom_cell.hpp"
 #include "support.hpp"
@@ -141,6 +142,32 @@ TEST(GradientCheck, LSTMProjection) {
   check_model<LSTM<double>>(o, kOne);
   check_model<LSTM<double>>(o, kOneStep);
 }
+// Layer norm: gains and shifts away from their initial 1 and 0 (and the layer's biases,
+// which sit inside the norms), both carries, stacked, both directions, lengths, projection.
+template <class M>
+void check_layer_norm(const RecurrentOptions& o, const Problem& pb) {
+  M m(o, 11);
+  std::mt19937_64 rng(21);
+  std::uniform_real_distribution<double> u(-0.5, 0.5);
+  for (auto& p : m.named_parameters())
+    if (p.name.rfind("ln_", 0) == 0)
+      for (Index i = 0; i < p.value.size(); ++i)
+        p.value.data()[i] = (p.name.find("weight") != std::string::npos ? 1.0 : 0.0) + u(rng);
+  check_gradients(m, m.named_parameters(), pb);
+}
+TEST(GradientCheck, LSTMLayerNorm) {
+  for (const auto mode : {LayerNorm::Ba2016, LayerNorm::TFAddons}) {
+    auto o = variant(2, true, 0, false, true);
+    o.layer_norm = mode;
+    check_layer_norm<LSTM<double>>(o, kPlain);
+    check_layer_norm<LSTM<double>>(o, kLengths);
+    o = variant(1, false, 0, false, true);
+    o.layer_norm = mode;
+    o.proj_size = 2;
+    check_layer_norm<LSTM<double>>(o, kOne);
+    check_layer_norm<LSTM<double>>(o, kOneStep);
+  }
+}
 TEST(GradientCheck, GRUResetBefore) {
   check_model<GRU<double>>(variant(2, true, 0, false, false), kPlain);
   check_model<GRU<double>>(variant(2, true, 0, false, false), kLengths);
@@ -181,6 +208,9 @@ TEST(GradientCheck, RecurrentDropout) {
   o.proj_size = 2;
   check_recurrent_dropout<LSTM<double>>(o, kPlain);
   check_recurrent_dropout<RNN<double>>(variant(2, false, 0, false, true), kOne);
+  o = variant(1, true, 0, false, true);
+  o.layer_norm = LayerNorm::Ba2016;
+  check_recurrent_dropout<LSTM<double>>(o, kLengths);
 }
 
 TEST(GradientCheck, DropoutBetweenLayers) {

@@ -106,6 +106,15 @@ TEST(OnnxExport, RejectsWhatOnnxCannotExpress) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("proj_size = 2"), std::string::npos) << e.what();
   }
+  o.proj_size = 0;
+  o.layer_norm = LayerNorm::TFAddons;
+  LSTM<float> ln(o);
+  try {
+    onnx::to_onnx(ln);
+    FAIL() << "a layer-norm LSTM was exported";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("layer-norm"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

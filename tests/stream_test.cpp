@@ -7,7 +7,9 @@ namespace {
 // Streaming: a model stepped one time step at a time (Stream) gives each step of a
 // whole-sequence eval forward, from a given initial state, and ends in its final state.
 // The variants (clip, peephole, GRU's reset before the product) too.
-RecurrentOptions with(RecurrentOptions o, double clip, bool peephole, bool lbr, Index proj = 0) {
+RecurrentOptions with(RecurrentOptions o, double clip, bool peephole, bool lbr, Index proj = 0,
+                      LayerNorm ln = LayerNorm::None) {
+  o.layer_norm = ln;
   o.proj_size = proj;
   o.cell_clip = clip;
   o.peephole = peephole;
@@ -17,11 +19,11 @@ RecurrentOptions with(RecurrentOptions o, double clip, bool peephole, bool lbr, 
 
 template <class Model>
 void stream_equals_whole_sequence(double clip = 0, bool peephole = false, bool lbr = true,
-                                  Index proj = 0) {
+                                  Index proj = 0, LayerNorm ln = LayerNorm::None) {
   using T = typename Model::Scalar;
   std::mt19937_64 rng(8);
   const Index B = 3, S = 7, I = 5, H = 6, L = 2, HO = proj > 0 ? proj : H;
-  Model m(with(opts(I, H, L), clip, peephole, lbr, proj), 4);
+  Model m(with(opts(I, H, L), clip, peephole, lbr, proj, ln), 4);
   m.eval();
   Tensor3<T> x = random_tensor<T>(B, S, I, rng);
   State<T> init;
@@ -68,6 +70,8 @@ TEST(Stream, EqualsWholeSequenceVariants) {
   stream_equals_whole_sequence<RNN<double>>(0.5);
   stream_equals_whole_sequence<LSTM<double>>(0, false, true, 4);
   stream_equals_whole_sequence<LSTM<float>>(0.5, true, true, 3);
+  stream_equals_whole_sequence<LSTM<double>>(0, false, true, 0, LayerNorm::Ba2016);
+  stream_equals_whole_sequence<LSTM<float>>(0, false, true, 4, LayerNorm::TFAddons);
 }
 
 // process(): a block of n steps equals n step() calls and the whole-sequence forward with
@@ -75,11 +79,12 @@ TEST(Stream, EqualsWholeSequenceVariants) {
 // batch > 1 (time-major, interleaved samples) and stacked layers.
 template <class Model>
 void block_equals_steps_and_sequence(Index max_block, double clip = 0, bool peephole = false,
-                                     bool lbr = true, Index proj = 0) {
+                                     bool lbr = true, Index proj = 0,
+                                     LayerNorm ln = LayerNorm::None) {
   using T = typename Model::Scalar;
   std::mt19937_64 rng(21);
   const Index B = 2, S = 9, I = 3, H = 5, L = 2, O = 4;
-  Model m(with(opts(I, H, L), clip, peephole, lbr, proj), 6);
+  Model m(with(opts(I, H, L), clip, peephole, lbr, proj, ln), 6);
   m.eval();
   Linear<T> head(proj > 0 ? proj : H, O, 7);
   Tensor3<T> x = random_tensor<T>(B, S, I, rng);
@@ -120,6 +125,8 @@ TEST(Stream, BlockEqualsStepsVariants) {
   block_equals_steps_and_sequence<GRU<float>>(4, 0.5, false, false);
   block_equals_steps_and_sequence<LSTM<double>>(4, 0, false, true, 3);
   block_equals_steps_and_sequence<LSTM<float>>(256, 0, true, true, 2);
+  block_equals_steps_and_sequence<LSTM<double>>(3, 0, false, true, 0, LayerNorm::TFAddons);
+  block_equals_steps_and_sequence<LSTM<float>>(256, 0, false, true, 2, LayerNorm::Ba2016);
 }
 
 // The streaming kernels at the sizes they specialise: hidden sizes around the SIMD widths

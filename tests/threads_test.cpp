@@ -68,6 +68,15 @@ TEST(Threads, MatchOneThreadVariants) {
     o.recurrent_dropout = 0.2;  // batch 1: the batch loop, not the split of units
     return o;
   });
+  threads_match_one_thread<LSTM<double>>(9, 17, 40, kLengths, [](RecurrentOptions o) {
+    o.layer_norm = LayerNorm::Ba2016;
+    o.recurrent_dropout = 0.3;
+    return o;
+  });
+  threads_match_one_thread<LSTM<double>>(1, 20, 136, {13}, [](RecurrentOptions o) {
+    o.layer_norm = LayerNorm::TFAddons;  // batch 1: the batch loop (per-row norms)
+    return o;
+  });
 }
 // Batch 1 (hidden units split across threads; H = 136 is not a multiple of the 16-unit
 // chunks), over the whole sequence and over a shorter length.

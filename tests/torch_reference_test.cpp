@@ -1,6 +1,7 @@
 // Every PyTorch reference case: forward output, final state, and every gradient (input,
 // initial state, each parameter), in double (1e-10 relative) and float (1e-4).
 #include <cstdio>
+#include <string>
 
 #include "support.hpp"
 
@@ -18,6 +19,12 @@ void check_case(const RefCase& c, double fwd_tol, double grad_tol) {
   o.bidirectional = c.meta_int("bidirectional") == 1;
   o.nonlinearity = c.meta.at("cell") == "rnn_relu" ? Nonlinearity::ReLU : Nonlinearity::Tanh;
   if (c.meta.count("proj")) o.proj_size = c.meta_int("proj");  // nn.LSTM(proj_size=...)
+  if (c.meta.count("layer_norm")) {  // the generator's autograd layer-norm LSTM
+    const std::string ln = c.meta.at("layer_norm");
+    ASSERT_TRUE(ln == "ba2016" || ln == "tfaddons") << "layer_norm " << ln;
+    o.layer_norm = ln == "ba2016" ? LayerNorm::Ba2016 : LayerNorm::TFAddons;
+    o.layer_norm_eps = std::stod(c.meta.at("layer_norm_eps"));
+  }
   Model m(o);
   for (auto& p : m.named_parameters()) {
     ASSERT_TRUE(c.has(p.name)) << "the reference has no parameter " << p.name;
@@ -97,8 +104,8 @@ INSTANTIATE_TEST_SUITE_P(Shared, TorchReference,
 
 // The committed cases are part of the tests: a missing one is a failure, not a skip.
 TEST(TorchReferenceData, Committed) {
-  EXPECT_EQ(reference_case_names("committed").size(), 48u)
-      << "tests/reference/torch should hold the 48 cases make_torch_reference.py writes ("
+  EXPECT_EQ(reference_case_names("committed").size(), 53u)
+      << "tests/reference/torch should hold the 53 cases make_torch_reference.py writes ("
       << committed_reference_dir() << ")";
 }
 TEST(TorchReferenceData, Shared) {

@@ -91,7 +91,7 @@ std::vector<float> run(Rnn& rnn, recur::Linear<T>& head, const float* x, std::si
 struct TrainOptions {
   std::string input, target, model = "lstm", checkpoint_dir = "amp_checkpoints";
   std::int64_t hidden = 16, batch = 16, chunk = 1024, chunks = 4, warmup = 1000, seed = 1;
-  std::int64_t threads = 1;
+  std::int64_t threads = 1, max_steps = 0, eval_every_steps = 0;
   double max_seconds = 180, lr = 5e-3, val_fraction = 0.2, pre_emphasis = 0.95, grad_clip = 1.0;
   double eval_every = 10, synth_seconds = 60;
   bool quiet = false;
@@ -106,6 +106,7 @@ bool parse_train(int argc, char** argv, TrainOptions& o) {
       .add("model", &o.model, "lstm or gru")
       .add("hidden", &o.hidden, "hidden units")
       .add("max-seconds", &o.max_seconds, "training time")
+      .add("max-steps", &o.max_steps, "stop after this many optimizer steps (0: no limit)")
       .add("checkpoint-dir", &o.checkpoint_dir, "folder for model.safetensors (the best), log.csv, loss.svg")
       .add("batch-size", &o.batch, "segments per iteration")
       .add("chunk", &o.chunk, "samples per truncated-BPTT chunk (one optimizer step each)")
@@ -116,6 +117,7 @@ bool parse_train(int argc, char** argv, TrainOptions& o) {
       .add("val-fraction", &o.val_fraction, "the held-out end of the audio")
       .add("pre-emphasis", &o.pre_emphasis, "the loss filter's coefficient a in y[t] - a y[t-1]")
       .add("eval-every", &o.eval_every, "seconds between validations")
+      .add("eval-every-steps", &o.eval_every_steps, "also validate every this many steps (0: off)")
       .add("synth-seconds", &o.synth_seconds, "length of the built-in audio")
       .add("seed", &o.seed, "initial weights, segments and built-in audio")
       .add("threads", &o.threads, "threads (the model is small: 1 is usually fastest)")
@@ -134,6 +136,8 @@ bool parse_train(int argc, char** argv, TrainOptions& o) {
   need(o.chunks >= 1 && o.chunks <= 1024, "--chunks must be in [1, 1024]");
   need(o.warmup >= 0 && o.warmup <= (1 << 20), "--warmup must be in [0, 2^20]");
   need(o.max_seconds > 0 && std::isfinite(o.max_seconds), "--max-seconds must be positive");
+  need(o.max_steps >= 0, "--max-steps must be >= 0");
+  need(o.eval_every_steps >= 0, "--eval-every-steps must be >= 0");
   need(o.lr > 0 && std::isfinite(o.lr), "--learning-rate must be positive");
   need(o.grad_clip >= 0 && std::isfinite(o.grad_clip), "--grad-clip must be >= 0");
   need(o.val_fraction > 0 && o.val_fraction < 1, "--val-fraction must be in (0, 1)");
@@ -202,6 +206,7 @@ int train(int argc, char** argv) {
   std::vector<double> e(static_cast<std::size_t>(K + 1));
   const auto t0 = Clock::now();
   auto next_eval = o.eval_every;
+  std::int64_t next_eval_step = o.eval_every_steps;
   std::int64_t step = 0;
   double last_progress = -1;
   while (true) {
@@ -267,9 +272,11 @@ int train(int argc, char** argv) {
         },
         model.rnn());
     const double elapsed = seconds_since(t0);
-    const bool done = elapsed >= o.max_seconds;
-    if (elapsed >= next_eval || done) {
+    const bool done = elapsed >= o.max_seconds || (o.max_steps > 0 && step >= o.max_steps);
+    const bool step_due = o.eval_every_steps > 0 && step >= next_eval_step;
+    if (elapsed >= next_eval || step_due || done) {
       next_eval = elapsed + o.eval_every;
+      if (step_due) next_eval_step += o.eval_every_steps;
       const double v = validate();
       const bool better = v < best;
       if (better) {

@@ -852,6 +852,8 @@ template <class Model>
   if (o.proj_size > 0)
     detail::fail(detail::cat("to_onnx: an LSTM with proj_size = ", o.proj_size,
                              " has no ONNX form (ONNX's LSTM has no projection)"));
+  if (o.layer_norm != LayerNorm::None)
+    detail::fail("to_onnx: a layer-norm LSTM has no ONNX form (ONNX's LSTM has no layer norm)");
   const Index L = o.num_layers, D = o.bidirectional ? 2 : 1, H = o.hidden_size, G = Cell::kGates;
   const bool lstm = Cell::kStates == 2;
   ::onnx::ModelProto m;

@@ -126,8 +126,9 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
           "backward consumes the cache of one forward)");
     const Index B = core_.time.batch(), S = core_.time.steps(), H = core_.hidden();
     core_.bind();
-    core_.ws.for_backward(B, S, kGates, kStates, H, !Cell::kSameGateGrads, core_.proj());
-    T* dr = Cell::kSameGateGrads ? core_.ws.gates.data() : core_.ws.dr.data();
+    const bool same = detail::same_gate_grads(core_.cell);
+    core_.ws.for_backward(B, S, kGates, kStates, H, !same, core_.proj());
+    T* dr = same ? core_.ws.gates.data() : core_.ws.dr.data();
     core_.products.prepare(core_.weights, detail::WeightOp::AsIs, B, S, core_.late() * H);
     switch (strategy(B, S)) {
       case Strategy::UnitSplit:
@@ -194,7 +195,9 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     // The late product needs the whole of v; a cell's own parameters are per unit, and a
     // cell on a range of units does not know where the range starts.
     // A projection needs the whole of m; recurrent dropout runs in the batch loop only.
-    if (core_.late() > 0 || core_.weights.cell_count() > 0 || core_.proj() > 0 || core_.dropping)
+    // Backward columns are written per row.
+    if (core_.late() > 0 || core_.weights.cell_count() > 0 || core_.proj() > 0 ||
+        core_.backward_cols() > 0 || core_.dropping)
       return 1;
     return detail::UnitSplit<Cell>::parts(B, S, core_.hidden());
   }

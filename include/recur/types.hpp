@@ -43,6 +43,12 @@ template <class T>
 using ConstRows = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
 
 enum class Nonlinearity { Tanh, ReLU };
+/// Layer-norm LSTM (Ba et al. 2016; recur/cells/lstm.hpp): off, or which cell state it carries.
+///   Ba2016    c_t = f * c + i * g is carried; LN(c_t) feeds only the output's tanh (the
+///             paper; DyNet's ln_lstm)
+///   TFAddons  the normalised cell LN(c_t) is carried (TensorFlow Addons' LayerNormLSTMCell,
+///             TF 1's LayerNormBasicLSTMCell)
+enum class LayerNorm { None, Ba2016, TFAddons };
 enum class Direction { Forward, Reverse };
 
 /// Options of the PyTorch-shaped models RNN<T>, LSTM<T>, GRU<T>.
@@ -66,6 +72,13 @@ struct RecurrentOptions {
   bool linear_before_reset = true;  // GRU: false = the reset gate before the product,
                                     // n = tanh(a_n + W_hn (r * h) + b_hn) (ONNX's
                                     // linear_before_reset = 0, Keras' reset_after=False)
+  LayerNorm layer_norm = LayerNorm::None;  // LSTM: layer norm on x W_ih^T + b_ih and on
+                                           // h W_hh^T + b_hh (all 4H gates together) and on
+                                           // the cell, with learned gains and shifts
+                                           // (parameters ln_ih_{weight,bias}_l{k}, ln_hh_...,
+                                           // ln_c_...; recur/cells/lstm.hpp)
+  double layer_norm_eps = 1e-5;            // added to each variance (PyTorch's LayerNorm;
+                                           // TensorFlow Addons: 1e-3)
 };
 
 /// h and c are [num_layers * directions, batch, hidden], direction fastest (PyTorch's h_n

@@ -41,6 +41,14 @@
 //       parameter_grads over all N = batch * steps rows: da, dr [N, G*H] (the gate
 //       gradients, zero on padded steps), prev (the states each step started from) and
 //       extra [N, extra_columns()*H]; it ADDS the gradients into grads (same layout).
+//   bool same_gate_grads() const;          kSameGateGrads decided at run time (a variant
+//                                          that makes d r differ from d a: layer norm)
+//   Index backward_columns() const;        B >= 0: the last B*H of the extra columns are the
+//                                          cell's own in backward: backward_step then takes
+//                                          extra as Rows (writable) and stores there, per row,
+//                                          what parameter_grads needs (layer norm: the gates'
+//                                          d pre-activations); the layer zeroes them on padded
+//                                          steps, as it does da and dr.
 //   Index late_gates() const;              L >= 0 gate blocks (the last L) whose recurrent
 //                                          product multiplies a vector v the cell computes
 //                                          from the others (GRU, reset before the product:
@@ -140,15 +148,21 @@ struct has_forward_step<
            std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
            std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>(),
            std::declval<Rows<cell_scalar_t<C>>>()))>> : std::true_type {};
-template <class C, class = void>
-struct has_backward_step : std::false_type {};
-template <class C>
-struct has_backward_step<
-    C, std::void_t<decltype(std::declval<const C&>().backward_step(
-           std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
-           std::declval<const StatesInOf<C>&>(), std::declval<ConstRows<cell_scalar_t<C>>>(),
-           std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>()))>>
+// backward_step's extra is ConstRows, or Rows for a cell with backward_columns().
+template <class C, class Extra, class = void>
+struct has_backward_step_with : std::false_type {};
+template <class C, class Extra>
+struct has_backward_step_with<
+    C, Extra,
+    std::void_t<decltype(std::declval<const C&>().backward_step(
+        std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
+        std::declval<const StatesInOf<C>&>(), std::declval<Extra>(),
+        std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>()))>>
     : std::true_type {};
+template <class C>
+struct has_backward_step
+    : std::bool_constant<has_backward_step_with<C, ConstRows<cell_scalar_t<C>>>::value ||
+                         has_backward_step_with<C, Rows<cell_scalar_t<C>>>::value> {};
 
 // The optional members.
 template <class C, class = void>
@@ -163,6 +177,16 @@ struct has_cell_parameters<
     C, std::void_t<decltype(std::declval<const C&>().cell_parameters(Index{}))>>
     : std::true_type {};
 template <class C, class = void>
+struct has_same_gate_grads_member : std::false_type {};
+template <class C>
+struct has_same_gate_grads_member<C, std::void_t<decltype(std::declval<const C&>().same_gate_grads())>>
+    : std::true_type {};
+template <class C, class = void>
+struct has_backward_columns : std::false_type {};
+template <class C>
+struct has_backward_columns<C, std::void_t<decltype(std::declval<const C&>().backward_columns())>>
+    : std::true_type {};
+template <class C, class = void>
 struct has_late_gates : std::false_type {};
 template <class C>
 struct has_late_gates<C, std::void_t<decltype(std::declval<const C&>().late_gates())>>
@@ -175,6 +199,20 @@ Index extra_columns(const C& c) {
     return c.extra_columns();
   else
     return C::kExtra;
+}
+template <class C>
+bool same_gate_grads(const C& c) {
+  if constexpr (has_same_gate_grads_member<C>::value)
+    return c.same_gate_grads();
+  else
+    return C::kSameGateGrads;
+}
+template <class C>
+Index backward_columns(const C& c) {
+  if constexpr (has_backward_columns<C>::value)
+    return c.backward_columns();
+  else
+    return 0;
 }
 template <class C>
 Index late_gates(const C& c) {

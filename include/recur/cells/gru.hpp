@@ -54,6 +54,8 @@ class GRUCell {
       : before_(!o.linear_before_reset), clip_(static_cast<T>(o.cell_clip)) {
     detail::require(o.cell_clip >= 0 && std::isfinite(o.cell_clip),
                     "GRU: cell_clip must be finite and >= 0 (0: no clip), got ", o.cell_clip);
+    detail::require(o.layer_norm == LayerNorm::None,
+                    "GRU: layer_norm is an LSTM option (recur has no layer-norm GRU)");
     detail::require(!o.peephole, "GRU: peephole is an LSTM option (a GRU has no cell state)");
   }
   bool linear_before_reset() const { return !before_; }

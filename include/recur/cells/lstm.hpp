@@ -17,15 +17,32 @@
 //   cell_clip  every gate's pre-activation (the argument of sigma / tanh above) is clipped to
 //              [-clip, clip] (ONNX's clip, as onnxruntime: the gates only, not c' before
 //              its tanh); the gradient is 0 where a value was clipped.
+//   layer_norm Ba et al. 2016's layer-norm LSTM (LayerNorm in types.hpp), with LN(v) =
+//              (v - mean v) / sqrt(var v + eps) over a row (biased variance, as PyTorch's
+//              LayerNorm and Keras' LayerNormalization):
+//                z  = gx * LN(a) + bx + gr * LN(r) + br      (over all 4H columns at once)
+//                i, f, g, o from z as above;  u = f * c + i * g
+//                n  = gc * LN(u) + bc;        h' = o * tanh(n)
+//                c' = u (Ba2016: the paper, DyNet's ln_lstm) or n (TFAddons: TensorFlow
+//                     Addons' LayerNormLSTMCell)
+//              The cell owns gx, bx (ln_ih_weight, ln_ih_bias [4H]), gr, br (ln_hh_weight,
+//              ln_hh_bias [4H]), gc, bc (ln_c_weight, ln_c_bias [H]); gains start at 1,
+//              shifts at 0. The layer's biases b_ih, b_hh sit inside the norms (a and r
+//              include them): at 0 the cell is exactly the paper's / TFA's, whose one bias b
+//              is ln_ih_bias + ln_hh_bias here. Not combined with peephole or cell_clip.
 //
 // Shapes (B = batch rows of this step, H = hidden): a, r [B, 4H]; states h, c [B, H]; extra
 // cache [B, extra_columns() * H]: tanh(c'), then c' (peephole), then the clip flags (clip:
-// bit 0-3 set where i, f, g, o were clipped; detail::clip_flag). After forward_step, a holds the activations i, f, g, o.
+// bit 0-3 set where i, f, g, o were clipped; detail::clip_flag). After forward_step, a holds
+// the activations i, f, g, o. Layer norm's cache (units of H): LN(a) 4, LN(r) 4, LN(u),
+// tanh(n), then 1 / sigma of a, r and u (one value each, in three units); backward writes
+// d z (4) and d n (1) after them (backward_columns) for parameter_grads.
 #pragma once
 
 #include <array>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "recur/cells/chunks.hpp"
@@ -49,17 +66,39 @@ class LSTMCell {
   LSTMCell() = default;
   /// The variants RecurrentOptions asks for; rejects those an LSTM does not have.
   explicit LSTMCell(const RecurrentOptions& o)
-      : peephole_(o.peephole), clip_(static_cast<T>(o.cell_clip)) {
+      : peephole_(o.peephole),
+        clip_(static_cast<T>(o.cell_clip)),
+        ln_(o.layer_norm),
+        eps_(static_cast<T>(o.layer_norm_eps)) {
     detail::require(o.cell_clip >= 0 && std::isfinite(o.cell_clip),
                     "LSTM: cell_clip must be finite and >= 0 (0: no clip), got ", o.cell_clip);
     detail::require(o.linear_before_reset,
                     "LSTM: linear_before_reset = false is a GRU option (an LSTM has no reset gate)");
+    detail::require(o.layer_norm_eps > 0 && std::isfinite(o.layer_norm_eps),
+                    "LSTM: layer_norm_eps must be finite and > 0, got ", o.layer_norm_eps);
+    detail::require(ln_ == LayerNorm::None || (!o.peephole && o.cell_clip == 0),
+                    "LSTM: layer_norm does not combine with peephole or cell_clip (got peephole=",
+                    o.peephole, ", cell_clip=", o.cell_clip, ")");
   }
   bool peephole() const { return peephole_; }
   T cell_clip() const { return clip_; }
+  LayerNorm layer_norm() const { return ln_; }
+  T layer_norm_eps() const { return eps_; }
 
-  Index extra_columns() const { return 1 + (peephole_ ? 1 : 0) + (clip_ > 0 ? 1 : 0); }
+  Index extra_columns() const {
+    if (ln_ != LayerNorm::None) return kLnForward + kLnBackward;
+    return 1 + (peephole_ ? 1 : 0) + (clip_ > 0 ? 1 : 0);
+  }
+  Index backward_columns() const { return ln_ != LayerNorm::None ? kLnBackward : 0; }
+  bool same_gate_grads() const { return ln_ == LayerNorm::None; }
   std::vector<CellParameter> cell_parameters(Index hidden) const {
+    if (ln_ != LayerNorm::None)
+      return {CellParameter{"ln_ih_weight", {4 * hidden}, ParameterInit::Ones},
+              CellParameter{"ln_ih_bias", {4 * hidden}, ParameterInit::Zeros},
+              CellParameter{"ln_hh_weight", {4 * hidden}, ParameterInit::Ones},
+              CellParameter{"ln_hh_bias", {4 * hidden}, ParameterInit::Zeros},
+              CellParameter{"ln_c_weight", {hidden}, ParameterInit::Ones},
+              CellParameter{"ln_c_bias", {hidden}, ParameterInit::Zeros}};
     if (!peephole_) return {};
     return {CellParameter{"peephole", {3, hidden}, ParameterInit::Uniform}};
   }
@@ -67,23 +106,35 @@ class LSTMCell {
 
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
+    if (ln_ != LayerNorm::None) {
+      if (ln_ == LayerNorm::TFAddons) return ln_forward_rows<true>(a, r, prev, next, extra);
+      return ln_forward_rows<false>(a, r, prev, next, extra);
+    }
     dispatch([&](auto peep, auto clip) {
       forward_rows<decltype(peep)::value, decltype(clip)::value>(a, r, prev, next, extra);
     });
   }
 
-  // dnext: d loss / d (h', c'). Writes, with `=`: da over a (d r is the same), and dprev, the
-  // direct part of d loss / d (h, c) (the layer adds da W_hh to dprev[0]).
-  void backward_step(Rows<T> a, Rows<T> /*dr: same as a*/, const StatesIn& prev,
-                     ConstRows<T> extra, const StatesIn& dnext, StatesOut dprev) const {
+  // dnext: d loss / d (h', c'). Writes, with `=`: da over a (d r is the same, except with
+  // layer norm: then into dr), and dprev, the direct part of d loss / d (h, c) (the layer
+  // adds dr W_hh to dprev[0]). Layer norm writes its backward columns of extra.
+  void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, Rows<T> extra,
+                     const StatesIn& dnext, StatesOut dprev) const {
+    if (ln_ != LayerNorm::None) {
+      if (ln_ == LayerNorm::TFAddons) return ln_backward_rows<true>(a, dr, prev, extra, dnext, dprev);
+      return ln_backward_rows<false>(a, dr, prev, extra, dnext, dprev);
+    }
     dispatch([&](auto peep, auto clip) {
       backward_rows<decltype(peep)::value, decltype(clip)::value>(a, prev, extra, dnext, dprev);
     });
   }
 
   // Peepholes: d p_i = sum d(i pre) * c, d p_f = sum d(f pre) * c, d p_o = sum d(o pre) * c'.
+  // Layer norm: d gain = sum d(out) * normalised, d shift = sum d(out), where d(out) is d z
+  // for the gate norms and d n for the cell's (backward left both in extra).
   void parameter_grads(ConstRows<T> da, ConstRows<T> /*dr*/, const StatesIn& prev,
                        ConstRows<T> extra, T* grads) const {
+    if (ln_ != LayerNorm::None) return ln_parameter_grads(extra, prev[1].cols(), grads);
     if (!peephole_) return;
     const Index H = prev[1].cols();
     Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>> dpi(grads, H), dpf(grads + H, H),
@@ -161,7 +212,7 @@ class LSTMCell {
   }
 
   template <bool Peep, bool Clip>
-  void backward_rows(Rows<T> a, const StatesIn& prev, ConstRows<T> extra, const StatesIn& dnext,
+  void backward_rows(Rows<T> a, const StatesIn& prev, Rows<T> extra, const StatesIn& dnext,
                      StatesOut dprev) const {
     const Index H = dnext[0].cols();
     const T* p = p_;
@@ -202,9 +253,158 @@ class LSTMCell {
     }
   }
 
+  // Layer norm. Cache columns (units of H) as in the header comment.
+  static constexpr Index kLnForward = 13, kLnBackward = 5;
+  static constexpr Index kAx = 0, kAr = 4, kNu = 8, kTn = 9, kInv = 10, kDz = 13, kDn = 17;
+  using Vec = Eigen::Array<T, 1, Eigen::Dynamic>;
+  // 1 / sqrt(var + eps) of the n values at p (and their mean), two passes.
+  static std::pair<T, T> moments(const T* p, Index n, T eps) {
+    const Eigen::Map<const Vec> v(p, n);
+    const T mean = v.mean();
+    const T var = (v - mean).square().mean();
+    return {mean, T(1) / std::sqrt(var + eps)};
+  }
+
+  template <bool CarryNormalised>
+  void ln_forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+                       Rows<T> extra) const {
+    const Index H = next[1].cols(), H4 = 4 * H;
+    const T* gx = p_;
+    const T* bx = p_ + H4;
+    const T* gr = p_ + 2 * H4;
+    const T* br = p_ + 3 * H4;
+    const T* gc = p_ + 4 * H4;
+    const T* bc = gc + H;
+    for (Index b = 0; b < a.rows(); ++b) {
+      T* ai = detail::row_data(a, b);
+      const T* ri = detail::row_data(r, b);
+      const T* c0 = detail::row_data(prev[1], b);
+      T* c1 = detail::row_data(next[1], b);
+      T* h1 = detail::row_data(next[0], b);
+      T* e = detail::row_data(extra, b);
+      const auto [mx, ix] = moments(ai, H4, eps_);
+      const auto [mr, ir] = moments(ri, H4, eps_);
+      e[kInv * H] = ix;
+      e[(kInv + 1) * H] = ir;
+      // Gates; u = f * c + i * g (into c', normalised below).
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        auto z = [&](Index k) {
+          const A nx = (at(ai + k * H) - mx) * ix, nr = (at(ri + k * H) - mr) * ir;
+          at(e + (kAx + k) * H) = nx;
+          at(e + (kAr + k) * H) = nr;
+          return A(at(gx + k * H) * nx + at(bx + k * H) + at(gr + k * H) * nr + at(br + k * H));
+        };
+        const A i = z(0).logistic(), f = z(1).logistic(), g = z(2).tanh(), o = z(3).logistic();
+        at(c1) = f * at(c0) + i * g;
+        at(ai) = i;
+        at(ai + H) = f;
+        at(ai + 2 * H) = g;
+        at(ai + 3 * H) = o;
+      });
+      const auto [mu, iu] = moments(c1, H, eps_);
+      e[(kInv + 2) * H] = iu;
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        const A nu = (at(c1) - mu) * iu;
+        const A n = at(gc) * nu + at(bc);
+        const A t = n.tanh();
+        at(e + kNu * H) = nu;
+        at(e + kTn * H) = t;
+        at(h1) = at(ai + 3 * H) * t;
+        if constexpr (CarryNormalised) at(c1) = n;
+      });
+    }
+  }
+
+  template <bool CarryNormalised>
+  void ln_backward_rows(Rows<T> a, Rows<T> dr, const StatesIn& prev, Rows<T> extra,
+                        const StatesIn& dnext, StatesOut dprev) const {
+    const Index H = dnext[1].cols(), H4 = 4 * H;
+    const T* gx = p_;
+    const T* gr = p_ + 2 * H4;
+    const T* gc = p_ + 4 * H4;
+    for (Index b = 0; b < a.rows(); ++b) {
+      T* ai = detail::row_data(a, b);
+      T* dri = detail::row_data(dr, b);
+      T* e = detail::row_data(extra, b);
+      const T* c0 = detail::row_data(prev[1], b);
+      const T* dh1 = detail::row_data(dnext[0], b);
+      const T* dc1 = detail::row_data(dnext[1], b);
+      T* dh0 = detail::row_data(dprev[0], b);
+      T* dc0 = detail::row_data(dprev[1], b);
+      const T ix = e[kInv * H], ir = e[(kInv + 1) * H], iu = e[(kInv + 2) * H];
+      // d n (and d o); the sums the cell norm's backward needs.
+      T s1 = 0, s2 = 0;
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        const A o = at(ai + 3 * H), t = at(e + kTn * H), dh = at(dh1);
+        A dn = dh * o * (T(1) - t * t);
+        if constexpr (CarryNormalised) dn += at(dc1);
+        at(e + kDn * H) = dn;
+        at(e + (kDz + 3) * H) = dh * t * o * (T(1) - o);
+        const A dnu = dn * at(gc);
+        s1 += dnu.sum();
+        s2 += (dnu * at(e + kNu * H)).sum();
+      });
+      const T m1 = s1 / static_cast<T>(H), m2 = s2 / static_cast<T>(H);
+      // d u, the gates' d z; the sums the gate norms' backward needs.
+      T x1 = 0, x2 = 0, r1 = 0, r2 = 0;
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        A du = iu * (at(e + kDn * H) * at(gc) - m1 - at(e + kNu * H) * m2);
+        if constexpr (!CarryNormalised) du += at(dc1);
+        const A i = at(ai), f = at(ai + H), g = at(ai + 2 * H);
+        at(e + kDz * H) = du * g * i * (T(1) - i);
+        at(e + (kDz + 1) * H) = du * at(c0) * f * (T(1) - f);
+        at(e + (kDz + 2) * H) = du * i * (T(1) - g * g);
+        at(dc0) = du * f;
+        at(dh0).setZero();  // h reaches h' only through W_hh
+        for (Index k = 0; k < 4; ++k) {
+          const A dz = at(e + (kDz + k) * H);
+          const A dx = dz * at(gx + k * H), dy = dz * at(gr + k * H);
+          x1 += dx.sum();
+          x2 += (dx * at(e + (kAx + k) * H)).sum();
+          r1 += dy.sum();
+          r2 += (dy * at(e + (kAr + k) * H)).sum();
+        }
+      });
+      const T n4 = static_cast<T>(H4);
+      const T mx1 = x1 / n4, mx2 = x2 / n4, mr1 = r1 / n4, mr2 = r2 / n4;
+      detail::for_chunks<T>(H, [&](auto at) {
+        using A = typename decltype(at)::Array;
+        for (Index k = 0; k < 4; ++k) {
+          const A dz = at(e + (kDz + k) * H);
+          at(ai + k * H) = ix * (dz * at(gx + k * H) - mx1 - at(e + (kAx + k) * H) * mx2);
+          at(dri + k * H) = ir * (dz * at(gr + k * H) - mr1 - at(e + (kAr + k) * H) * mr2);
+        }
+      });
+    }
+  }
+
+  void ln_parameter_grads(ConstRows<T> extra, Index H, T* grads) const {
+    const Index H4 = 4 * H;
+    using Map = Eigen::Map<Vec>;
+    Map dgx(grads, H4), dbx(grads + H4, H4), dgr(grads + 2 * H4, H4), dbr(grads + 3 * H4, H4),
+        dgc(grads + 4 * H4, H), dbc(grads + 4 * H4 + H, H);
+    for (Index n = 0; n < extra.rows(); ++n) {
+      const auto e = extra.row(n).array();
+      const auto dz = e.segment(kDz * H, H4);
+      const auto dn = e.segment(kDn * H, H);
+      dgx += dz * e.segment(kAx * H, H4);
+      dbx += dz;
+      dgr += dz * e.segment(kAr * H, H4);
+      dbr += dz;
+      dgc += dn * e.segment(kNu * H, H);
+      dbc += dn;
+    }
+  }
+
   bool peephole_ = false;
   T clip_ = T(0);
-  const T* p_ = nullptr;  // peephole [3, H], bound by the layer
+  LayerNorm ln_ = LayerNorm::None;
+  T eps_ = T(1e-5);
+  const T* p_ = nullptr;  // peephole [3, H] or the layer norms' gains and shifts, bound by the layer
 };
 
 }  // namespace recur

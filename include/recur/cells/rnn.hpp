@@ -37,6 +37,8 @@ class RNNCell {
       : nonlinearity_(o.nonlinearity), clip_(static_cast<T>(o.cell_clip)) {
     detail::require(o.cell_clip >= 0 && std::isfinite(o.cell_clip),
                     "RNN: cell_clip must be finite and >= 0 (0: no clip), got ", o.cell_clip);
+    detail::require(o.layer_norm == LayerNorm::None,
+                    "RNN: layer_norm is an LSTM option (recur has no layer-norm RNN)");
     detail::require(!o.peephole, "RNN: peephole is an LSTM option (an RNN has no cell state)");
     detail::require(o.linear_before_reset,
                     "RNN: linear_before_reset = false is a GRU option (an RNN has no reset gate)");

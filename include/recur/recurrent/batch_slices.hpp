@@ -151,7 +151,7 @@ struct BatchSlices {
                              T* dr_base, T* work) {
     const Index Bs = b1 - b0, B = c.time.batch(), S = c.time.steps(), H = c.hidden();
     const Index GH = G * H, EH = c.extra() * H, N = B * S, ld = d_out.rows.outerStride();
-    const Index LH = c.late() * H, P = c.proj(), RW = c.width(0);
+    const Index LH = c.late() * H, P = c.proj(), RW = c.width(0), BH = c.backward_cols() * H;
     T* gates = c.ws.gates.data() + b0 * S * GH;
     T* drs = dr_base + b0 * S * GH;
 
@@ -179,8 +179,9 @@ struct BatchSlices {
                                 static_cast<Index>(s) * N * H + b0 * S * W,
                             t, Bs, S, W, W);
       });
-      const ConstRows<T> extra =
-          step_rows<T>(static_cast<const T*>(c.ws.extra.data()) + b0 * S * EH, t, Bs, S, EH, EH);
+      Rows<T> extra_rw = step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH);
+      const ConstRows<T> extra(extra_rw.data(), Bs, EH, Eigen::OuterStride<>(extra_rw.outerStride()));
+      const auto cell_extra = backward_extra<Cell>(extra_rw);  // writable for backward columns
       if (P > 0) {  // dm = dh W_hr; the cell from dm; dh is kept for dW_hr (0 where inactive)
         Rows<T> dH = step_rows(c.ws.dproj.data() + b0 * S * P, t, Bs, S, P, P);
         dH = dh;
@@ -200,9 +201,10 @@ struct BatchSlices {
         const auto dprev = make_array<K>([&](std::size_t s) {
           return rows<T>(s == 0 ? dm + Bs * H : dnxt[s], Bs, H);
         });
-        c.cell.backward_step(a, dr, cprev, extra, dnext, dprev);
+        c.cell.backward_step(a, dr, cprev, cell_extra, dnext, dprev);
       } else {
-        c.cell.backward_step(a, dr, prev, extra, c.const_views(dcur, Bs, H), c.views(dnxt, Bs, H));
+        c.cell.backward_step(a, dr, prev, cell_extra, c.const_views(dcur, Bs, H),
+                             c.views(dnxt, Bs, H));
       }
       if constexpr (has_late_gates<Cell>::value) {
         if (LH > 0) {  // dv = dR_late W_late (in R's scratch), then the cell completes dA, dR
@@ -227,6 +229,7 @@ struct BatchSlices {
           if (!c.time.active(b0 + b, t)) {
             a.row(b).setZero();
             dr.row(b).setZero();
+            extra_rw.row(b).tail(BH).setZero();  // the cell's backward columns
           }
       }
       // d h_{t-1} = (the cell's direct part +) dR W_hh (with dropout: * mask)

@@ -155,11 +155,11 @@ struct UnitSplit {
       std::array<T*, K> prev{};
       for (Index s = 0; s < K; ++s) prev[s] = c.ws.prev.data() + (s * S + t) * H + j0;
       c.cell.backward_step(rows(ap, 1, G * hp), rows(rp, 1, G * hp), c.const_views(prev, 1, hp),
-                           rows<T>(static_cast<const T*>(ep), 1, E * hp),
+                           backward_extra<Cell>(rows(ep, 1, E * hp)),  // (no backward columns here)
                            c.const_views(In::shifted(dcur, j0), 1, hp),
                            c.views(In::shifted(dnxt, j0), 1, hp));
       scatter(ap, G, H, j0, hp, arow);
-      if constexpr (!Cell::kSameGateGrads) scatter(rp, G, H, j0, hp, drow);
+      if (!same_gate_grads(c.cell)) scatter(rp, G, H, j0, hp, drow);
       barrier.wait(n);  // d h of my units needs the whole dR row
       Eigen::Map<RowVec>(dnxt[0] + j0, hp).noalias() +=
           Eigen::Map<const RowVec>(drow, GH) * w_hh.middleCols(j0, hp);
