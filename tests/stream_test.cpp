@@ -48,7 +48,9 @@ void stream_equals_whole_sequence(double clip = 0, bool peephole = false, bool l
     worst = std::max(worst, std::abs(static_cast<double>(fin.h.data()[i] - whole.state.h.data()[i])));
   for (Index i = 0; i < fin.c.size(); ++i)
     worst = std::max(worst, std::abs(static_cast<double>(fin.c.data()[i] - whole.state.c.data()[i])));
-  const double tol = std::is_same_v<T, double> ? 1e-14 : 1e-6;  // 1 ulp seen: B vs B*T-row GEMM
+  // 1 ulp seen: B vs B*T-row GEMM; layer norm divides by each row's sigma, which scales that
+  // (1.3e-6 seen in float, built without -march=native)
+  const double tol = std::is_same_v<T, double> ? 1e-14 : (ln == LayerNorm::None ? 1e-6 : 4e-6);
   EXPECT_LE(worst, tol);
   stream.reset();
   auto from_zero = m.forward(x);

@@ -45,20 +45,20 @@ void threads_match_one_thread(Index B, Index S, Index H, std::vector<Index> leng
   EXPECT_TRUE(close("two threads vs one", two.data(), one, 1e-12));
 }
 
-const std::vector<Index> kLengths{17, 3, 0, 17, 9, 16, 1, 17, 12};
-TEST(Threads, MatchOneThreadLSTM) { threads_match_one_thread<LSTM<double>>(9, 17, 40, kLengths); }
-TEST(Threads, MatchOneThreadGRU) { threads_match_one_thread<GRU<double>>(9, 17, 40, kLengths); }
-TEST(Threads, MatchOneThreadRNN) { threads_match_one_thread<RNN<double>>(9, 17, 40, kLengths); }
+const std::vector<Index> kThreadsLengths{17, 3, 0, 17, 9, 16, 1, 17, 12};
+TEST(Threads, MatchOneThreadLSTM) { threads_match_one_thread<LSTM<double>>(9, 17, 40, kThreadsLengths); }
+TEST(Threads, MatchOneThreadGRU) { threads_match_one_thread<GRU<double>>(9, 17, 40, kThreadsLengths); }
+TEST(Threads, MatchOneThreadRNN) { threads_match_one_thread<RNN<double>>(9, 17, 40, kThreadsLengths); }
 // The variants and recurrent dropout (masks drawn before the threads start: the same masks).
 TEST(Threads, MatchOneThreadVariants) {
-  threads_match_one_thread<LSTM<double>>(9, 17, 40, kLengths, [](RecurrentOptions o) {
+  threads_match_one_thread<LSTM<double>>(9, 17, 40, kThreadsLengths, [](RecurrentOptions o) {
     o.peephole = true;
     o.cell_clip = 0.8;
     o.proj_size = 12;
     o.recurrent_dropout = 0.3;
     return o;
   });
-  threads_match_one_thread<GRU<double>>(9, 17, 40, kLengths, [](RecurrentOptions o) {
+  threads_match_one_thread<GRU<double>>(9, 17, 40, kThreadsLengths, [](RecurrentOptions o) {
     o.linear_before_reset = false;
     o.cell_clip = 0.8;
     o.recurrent_dropout = 0.3;
@@ -68,7 +68,7 @@ TEST(Threads, MatchOneThreadVariants) {
     o.recurrent_dropout = 0.2;  // batch 1: the batch loop, not the split of units
     return o;
   });
-  threads_match_one_thread<LSTM<double>>(9, 17, 40, kLengths, [](RecurrentOptions o) {
+  threads_match_one_thread<LSTM<double>>(9, 17, 40, kThreadsLengths, [](RecurrentOptions o) {
     o.layer_norm = LayerNorm::Ba2016;
     o.recurrent_dropout = 0.3;
     return o;

@@ -16,6 +16,7 @@
 //
 // After the time loop, whatever the strategy, backward runs the products over all steps:
 //   d x = dA W_ih;  dW_ih += dA^T X;  dW_hh += dR^T H_prev;  db_ih += sum dA, db_hh += sum dR
+// (and the cell's own parameter gradients, unless the strategy took them step by step).
 //
 // Gradient contract: backward() ADDS d loss / d parameter into the parameter gradients (call
 // zero_grad() to start afresh) and RETURNS d loss / d input and d loss / d initial state.
@@ -130,15 +131,17 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     core_.ws.for_backward(B, S, kGates, kStates, H, !same, core_.proj());
     T* dr = same ? core_.ws.gates.data() : core_.ws.dr.data();
     core_.products.prepare(core_.weights, detail::WeightOp::AsIs, B, S, core_.late() * H);
+    bool cell_grads_taken = false;  // BatchSlices takes the cell's step by step
     switch (strategy(B, S)) {
       case Strategy::UnitSplit:
         detail::UnitSplit<Cell>::backward(core_, d_out, d_in, dr, unit_parts(B, S));
         break;
       case Strategy::BatchSlices:
         detail::BatchSlices<Cell>::backward(core_, d_out, d_in, dr);
+        cell_grads_taken = true;
         break;
     }
-    products_over_all_steps(d_in, dr);
+    products_over_all_steps(d_in, dr, cell_grads_taken);
     core_.cached = false;
   }
 
@@ -231,7 +234,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
 
   // Input and weight gradients: big products over all steps, split by rows of the results
   // (d x by samples, the weight gradients by gate rows).
-  void products_over_all_steps(const Out& d_in, const T* dr_base) {
+  void products_over_all_steps(const Out& d_in, const T* dr_base, bool cell_grads_taken) {
     using detail::rows;
     auto& w = core_.weights;
     auto& products = core_.products;
@@ -271,6 +274,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
       }
     });
     if constexpr (detail::has_cell_parameters<Cell>::value) {
+      if (cell_grads_taken) return;
       auto prev = detail::make_array<kStates>([&](std::size_t s) {
         return rows<T>(static_cast<const T*>(core_.ws.prev.data()) + static_cast<Index>(s) * N * H, N,
                        core_.width(static_cast<Index>(s)));

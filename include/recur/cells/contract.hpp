@@ -37,10 +37,12 @@
 //                        Scalar* grads) const;
 //       parameters the cell owns beyond the layer's four (peepholes; layer-norm gains): the
 //       layer stores them after bias_hh, names them (+ its suffix), initialises them, binds
-//       the cell to their values before each call, and after backward's time loop calls
-//       parameter_grads over all N = batch * steps rows: da, dr [N, G*H] (the gate
-//       gradients, zero on padded steps), prev (the states each step started from) and
-//       extra [N, extra_columns()*H]; it ADDS the gradients into grads (same layout).
+//       the cell to their values before each call, and in backward calls parameter_grads
+//       over rows: those of one step, after backward_step on them (while they are in cache;
+//       one grads buffer per thread, summed after), or all N = batch * steps rows after the
+//       time loop. Given: da, dr [rows, G*H] (the gate gradients, zero on padded steps), prev
+//       (the states each step started from) and extra [rows, extra_columns()*H]; it ADDS the
+//       gradients into grads (same layout).
 //   bool same_gate_grads() const;          kSameGateGrads decided at run time (a variant
 //                                          that makes d r differ from d a: layer norm)
 //   Index backward_columns() const;        B >= 0: the last B*H of the extra columns are the
@@ -48,7 +50,9 @@
 //                                          extra as Rows (writable) and stores there, per row,
 //                                          what parameter_grads needs (layer norm: the gates'
 //                                          d pre-activations); the layer zeroes them on padded
-//                                          steps, as it does da and dr.
+//                                          steps, as it does da and dr. (The layer may pass a
+//                                          copy of the step's rows: only parameter_grads on
+//                                          the same rows reads them.)
 //   Index late_gates() const;              L >= 0 gate blocks (the last L) whose recurrent
 //                                          product multiplies a vector v the cell computes
 //                                          from the others (GRU, reset before the product:

@@ -66,7 +66,7 @@ class GRUCell {
 
   /// Reset before the product: r, z (into a) and v = r * h (into extra) from the early part
   /// of r.
-  void early_step(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
+  RECUR_NOINLINE void early_step(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
     if (clip_ > 0)
       early_rows<true>(a, r, prev, extra);
     else
@@ -75,9 +75,8 @@ class GRUCell {
 
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
-    dispatch([&](auto before, auto clip) {
-      forward_rows<decltype(before)::value, decltype(clip)::value>(a, r, prev, next, extra);
-    });
+    if (before_ || clip_ > 0) return forward_variant(a, r, prev, next, extra);
+    forward_rows<false, false>(a, r, prev, next, extra);
   }
 
   // dnext: d loss / d h'. Writes, with `=`: da over a, dr, and dprev = the direct part of
@@ -116,6 +115,13 @@ class GRUCell {
   }
 
  private:
+  RECUR_NOINLINE void forward_variant(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+                                      Rows<T> extra) const {
+    dispatch([&](auto before, auto clip) {
+      forward_rows<decltype(before)::value, decltype(clip)::value>(a, r, prev, next, extra);
+    });
+  }
+
   template <class F>
   void dispatch(F&& f) const {
     using Yes = std::true_type;

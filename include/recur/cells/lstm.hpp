@@ -106,13 +106,9 @@ class LSTMCell {
 
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
-    if (ln_ != LayerNorm::None) {
-      if (ln_ == LayerNorm::TFAddons) return ln_forward_rows<true>(a, r, prev, next, extra);
-      return ln_forward_rows<false>(a, r, prev, next, extra);
-    }
-    dispatch([&](auto peep, auto clip) {
-      forward_rows<decltype(peep)::value, decltype(clip)::value>(a, r, prev, next, extra);
-    });
+    if (ln_ != LayerNorm::None || peephole_ || clip_ > 0)
+      return forward_variant(a, r, prev, next, extra);
+    forward_rows<false, false>(a, r, prev, next, extra);
   }
 
   // dnext: d loss / d (h', c'). Writes, with `=`: da over a (d r is the same, except with
@@ -148,6 +144,17 @@ class LSTMCell {
   }
 
  private:
+  RECUR_NOINLINE void forward_variant(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+                                      Rows<T> extra) const {
+    if (ln_ != LayerNorm::None) {
+      if (ln_ == LayerNorm::TFAddons) return ln_forward_rows<true>(a, r, prev, next, extra);
+      return ln_forward_rows<false>(a, r, prev, next, extra);
+    }
+    dispatch([&](auto peep, auto clip) {
+      forward_rows<decltype(peep)::value, decltype(clip)::value>(a, r, prev, next, extra);
+    });
+  }
+
   template <class F>
   void dispatch(F&& f) const {
     using Yes = std::true_type;

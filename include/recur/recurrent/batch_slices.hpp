@@ -48,14 +48,29 @@ struct BatchSlices {
     });
   }
 
-  // Leaves dA (and dR, at dr_base) in the caches and writes d initial state.
+  // Leaves dA (and dR, at dr_base) in the caches, writes d initial state and adds the cell's
+  // parameter gradients (taken step by step, while a step's rows are in cache: one sum per
+  // thread, added up after the loop).
   static void backward(Core& c, const In& d_out, const Out& d_in, T* dr_base) {
     const Index B = c.time.batch(), N = B * c.time.steps(), GH = G * c.hidden();
     const int parts = threads_for(B, static_cast<double>(N) * GH * c.hidden());
+    const Index NP = c.weights.cell_count();
+    if (NP > 0) {
+      grow(c.ws.cell_grads, static_cast<std::size_t>(parts * NP));
+      std::fill(c.ws.cell_grads.begin(), c.ws.cell_grads.begin() + parts * NP, T(0));
+    }
+    if (c.backward_cols() > 0) grow(c.ws.step_extra, static_cast<std::size_t>(B * c.extra() * c.hidden()));
     parallel(parts, [&](int p, int n) {
       const auto [b0, b1] = split(B, p, n);
-      if (b1 > b0) backward_slice(c, b0, b1, d_out, d_in, dr_base, c.products.work(p));
+      if (b1 > b0)
+        backward_slice(c, b0, b1, d_out, d_in, dr_base, c.products.work(p),
+                       NP > 0 ? c.ws.cell_grads.data() + p * NP : nullptr);
     });
+    if (NP > 0) {
+      Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> total(c.weights.cell_grads(), NP);
+      for (int p = 0; p < parts; ++p)
+        total += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(c.ws.cell_grads.data() + p * NP, NP);
+    }
   }
 
  private:
@@ -148,7 +163,7 @@ struct BatchSlices {
   }
 
   static void backward_slice(Core& c, Index b0, Index b1, const In& d_out, const Out& d_in,
-                             T* dr_base, T* work) {
+                             T* dr_base, T* work, T* cell_grads) {
     const Index Bs = b1 - b0, B = c.time.batch(), S = c.time.steps(), H = c.hidden();
     const Index GH = G * H, EH = c.extra() * H, N = B * S, ld = d_out.rows.outerStride();
     const Index LH = c.late() * H, P = c.proj(), RW = c.width(0), BH = c.backward_cols() * H;
@@ -179,7 +194,11 @@ struct BatchSlices {
                                 static_cast<Index>(s) * N * H + b0 * S * W,
                             t, Bs, S, W, W);
       });
-      Rows<T> extra_rw = step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH);
+      const Rows<T> cached = step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH);
+      // A cell with backward columns gets the step's rows copied into scratch, where it adds
+      // them (in cache; the parameter gradients below read them there).
+      Rows<T> extra_rw = BH > 0 ? rows(c.ws.step_extra.data() + b0 * EH, Bs, EH) : cached;
+      if (BH > 0) extra_rw.leftCols(EH - BH) = cached.leftCols(EH - BH);
       const ConstRows<T> extra(extra_rw.data(), Bs, EH, Eigen::OuterStride<>(extra_rw.outerStride()));
       const auto cell_extra = backward_extra<Cell>(extra_rw);  // writable for backward columns
       if (P > 0) {  // dm = dh W_hr; the cell from dm; dh is kept for dW_hr (0 where inactive)
@@ -231,6 +250,14 @@ struct BatchSlices {
             dr.row(b).setZero();
             extra_rw.row(b).tail(BH).setZero();  // the cell's backward columns
           }
+      }
+      if constexpr (has_cell_parameters<Cell>::value) {
+        if (cell_grads) {
+          const auto view = [](const Rows<T>& m) {
+            return ConstRows<T>(m.data(), m.rows(), m.cols(), Eigen::OuterStride<>(m.outerStride()));
+          };
+          c.cell.parameter_grads(view(a), view(dr), prev, extra, cell_grads);
+        }
       }
       // d h_{t-1} = (the cell's direct part +) dR W_hh (with dropout: * mask)
       if (drop) {

@@ -30,6 +30,9 @@ struct Workspace {
   Buffer<T> unit_scratch;  // batch 1 split by units: A, R, extra of one step
   Buffer<T> unit_weights;  // and W_hh, b_hh in the threads' gate blocks
   Buffer<T> input;         // [N, in]: the input with non-finite padding zeroed (rarely used)
+  Buffer<T> cell_grads;    // per thread: the cell's parameter gradients, summed after the loop
+  Buffer<T> step_extra;    // [B, E*H]: a step's extra rows, copied for a cell with backward
+                           // columns (it writes them there, in cache, not in the cache above)
 
   /// Sizes for a forward over B samples x S steps of a cell with G gates, K states and E
   /// extra columns (units of H).
@@ -60,7 +63,8 @@ struct Workspace {
                         hd.capacity() + mask.capacity() + dhd.capacity() +
                         dproj.capacity() + r.capacity() +
                         state.capacity() + dr.capacity() + dstate.capacity() +
-                        unit_scratch.capacity() + unit_weights.capacity() + input.capacity());
+                        unit_scratch.capacity() + unit_weights.capacity() + input.capacity() +
+                        cell_grads.capacity() + step_extra.capacity());
   }
 };
 
