@@ -69,7 +69,8 @@ class LSTMCell {
       : peephole_(o.peephole),
         clip_(static_cast<T>(o.cell_clip)),
         ln_(o.layer_norm),
-        eps_(static_cast<T>(o.layer_norm_eps)) {
+        eps_(static_cast<T>(o.layer_norm_eps)),
+        plain_(!o.peephole && o.cell_clip == 0 && o.layer_norm == LayerNorm::None) {
     detail::require(o.cell_clip >= 0 && std::isfinite(o.cell_clip),
                     "LSTM: cell_clip must be finite and >= 0 (0: no clip), got ", o.cell_clip);
     detail::require(o.linear_before_reset,
@@ -106,8 +107,7 @@ class LSTMCell {
 
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
-    if (ln_ != LayerNorm::None || peephole_ || clip_ > 0)
-      return forward_variant(a, r, prev, next, extra);
+    if (!plain_) return forward_variant(a, r, prev, next, extra);
     forward_rows<false, false>(a, r, prev, next, extra);
   }
 
@@ -411,6 +411,7 @@ class LSTMCell {
   T clip_ = T(0);
   LayerNorm ln_ = LayerNorm::None;
   T eps_ = T(1e-5);
+  bool plain_ = true;  // none of the above: forward_step's inlined path
   const T* p_ = nullptr;  // peephole [3, H] or the layer norms' gains and shifts, bound by the layer
 };
 
