@@ -6,22 +6,6 @@
 namespace recur::test {
 namespace {
 
-
-// Runs f, expects E, and expects every fragment in its message.
-template <class E, class F>
-void expect_throw(F&& f, std::initializer_list<const char*> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const char* frag : fragments)
-      EXPECT_NE(msg.find(frag), std::string::npos) << "message \"" << msg << "\" lacks \"" << frag << "\"";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
-
 TEST(Errors, WrongFeatureSize) {
   LSTM<float> m(opts(5, 4));
   Tensor3<float> x(2, 3, 7);

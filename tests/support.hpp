@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <initializer_list>
 #include <fstream>
 #include <map>
 #include <random>
@@ -200,6 +201,21 @@ template <class T>
 void copy_values(std::vector<Parameter<T>>& to, const std::vector<Parameter<T>>& from,
                  std::size_t first = 0) {
   for (std::size_t i = 0; i < to.size(); ++i) to[i].value = from[first + i].value;
+}
+
+// Runs f, expects E, and expects every fragment in its message.
+template <class E, class F>
+void expect_throw(F&& f, std::initializer_list<const char*> fragments) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const char* frag : fragments)
+      EXPECT_NE(msg.find(frag), std::string::npos) << "message \"" << msg << "\" lacks \"" << frag << "\"";
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type: " << e.what();
+  }
 }
 
 // d f / d v by central differences (f evaluated with v moved by +-eps, v restored).

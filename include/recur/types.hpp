@@ -114,6 +114,11 @@ template <class T>
 ConstRows<T> rows(const T* p, Index r, Index c) {
   return ConstRows<T>(p, r, c, Eigen::OuterStride<>(c));
 }
+// A read-only view of the same rows.
+template <class T>
+ConstRows<T> const_rows(const Rows<T>& m) {
+  return ConstRows<T>(m.data(), m.rows(), m.cols(), Eigen::OuterStride<>(m.outerStride()));
+}
 
 }  // namespace detail
 

@@ -46,6 +46,17 @@ PROJ_SHAPES = [
 ]
 
 
+def write_case(out_dir, name, meta, tensors):
+    """One case file: "# key value" lines, then "name ndim shape... : values" per tensor."""
+    with open(os.path.join(out_dir, name + ".txt"), "w") as f:
+        for key, v in meta:
+            f.write(f"# {key} {v}\n")
+        for n, t in tensors:
+            t = t.detach()
+            f.write(f"{n} {t.dim()} {' '.join(str(d) for d in t.shape)} : "
+                    + " ".join(fmt(float(v)) for v in t.reshape(-1)) + "\n")
+
+
 def make(cell, layers, bi, B, T, I, H, lengths, out_dir, proj=0):
     name = f"{cell}_L{layers}_{'bi' if bi else 'uni'}_B{B}T{T}I{I}H{H}{f'P{proj}' if proj else ''}{'_len' if lengths else ''}"
     if lengths is not None and 0 in lengths:
@@ -107,18 +118,12 @@ def make(cell, layers, bi, B, T, I, H, lengths, out_dir, proj=0):
         tensors.append(("G_c", G_c))
     names = ["grad_x", "grad_h0"] + (["grad_c0"] if cell == "lstm" else []) + ["grad_" + n for n, _ in params]
     tensors += list(zip(names, grads))
-    with open(os.path.join(out_dir, name + ".txt"), "w") as f:
-        meta = [("cell", cell), ("batch", B), ("time", T), ("input", I), ("hidden", H),
-                ("layers", layers), ("bidirectional", int(bi)), ("has_lengths", int(lengths is not None)),
-                ("seed", seed)]
-        if proj:
-            meta.insert(5, ("proj", proj))  # (recur's addition to the format: proj_size)
-        for k, v in meta:
-            f.write(f"# {k} {v}\n")
-        for n, t in tensors:
-            t = t.detach()
-            f.write(f"{n} {t.dim()} {' '.join(str(d) for d in t.shape)} : "
-                    + " ".join(fmt(float(v)) for v in t.reshape(-1)) + "\n")
+    meta = [("cell", cell), ("batch", B), ("time", T), ("input", I), ("hidden", H),
+            ("layers", layers), ("bidirectional", int(bi)), ("has_lengths", int(lengths is not None)),
+            ("seed", seed)]
+    if proj:
+        meta.insert(5, ("proj", proj))  # (recur's addition to the format: proj_size)
+    write_case(out_dir, name, meta, tensors)
     return name
 
 
@@ -215,18 +220,12 @@ def make_layer_norm(mode, layers, bi, B, T, I, H, P, lengths, out_dir):
     tensors += [("h0", h0), ("c0", c0)] + params
     tensors += [("output", output), ("h_n", h_n), ("c_n", c_n), ("G_out", G_out), ("G_h", G_h), ("G_c", G_c)]
     tensors += list(zip(["grad_x", "grad_h0", "grad_c0"] + ["grad_" + n for n, _ in params], grads))
-    with open(os.path.join(out_dir, name + ".txt"), "w") as fo:
-        meta = [("cell", "lstm"), ("batch", B), ("time", T), ("input", I), ("hidden", H)]
-        if P:
-            meta.append(("proj", P))
-        meta += [("layers", layers), ("bidirectional", int(bi)), ("has_lengths", int(lengths is not None)),
-                 ("layer_norm", mode), ("layer_norm_eps", LN_EPS), ("seed", seed)]
-        for key, v in meta:
-            fo.write(f"# {key} {v}\n")
-        for n, t in tensors:
-            t = t.detach()
-            fo.write(f"{n} {t.dim()} {' '.join(str(d) for d in t.shape)} : "
-                     + " ".join(fmt(float(v)) for v in t.reshape(-1)) + "\n")
+    meta = [("cell", "lstm"), ("batch", B), ("time", T), ("input", I), ("hidden", H)]
+    if P:
+        meta.append(("proj", P))
+    meta += [("layers", layers), ("bidirectional", int(bi)), ("has_lengths", int(lengths is not None)),
+             ("layer_norm", mode), ("layer_norm_eps", LN_EPS), ("seed", seed)]
+    write_case(out_dir, name, meta, tensors)
     return name
 
 

@@ -8,16 +8,6 @@
 
 #include "recur/types.hpp"
 
-// A cell's variant paths (peepholes, clip, layer norm, ...) are not inlined into their caller:
-// Stream's fixed-size steps flatten the plain path for each common hidden size, and every
-// variant inlined there too took the compile time of a translation unit that streams floats
-// from ~50 s to ~120 s, for a path that is not the one real-time audio runs.
-#if defined(__GNUC__)
-#define RECUR_NOINLINE __attribute__((noinline))
-#else
-#define RECUR_NOINLINE
-#endif
-
 namespace recur::detail {
 
 // The first element of row b of a row view.

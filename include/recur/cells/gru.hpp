@@ -66,7 +66,7 @@ class GRUCell {
 
   /// Reset before the product: r, z (into a) and v = r * h (into extra) from the early part
   /// of r.
-  RECUR_NOINLINE void early_step(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
+  EIGEN_DONT_INLINE void early_step(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
     if (clip_ > 0)
       early_rows<true>(a, r, prev, extra);
     else
@@ -115,7 +115,8 @@ class GRUCell {
   }
 
  private:
-  RECUR_NOINLINE void forward_variant(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+  // Not inlined (EIGEN_DONT_INLINE), as LSTMCell::forward_variant: compile time.
+  EIGEN_DONT_INLINE void forward_variant(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                                       Rows<T> extra) const {
     dispatch([&](auto before, auto clip) {
       forward_rows<decltype(before)::value, decltype(clip)::value>(a, r, prev, next, extra);

@@ -126,7 +126,7 @@ struct BatchSlices {
                              : rows(c.ws.m.data() + b0 * H, Bs, H);
         // (Maps are rebuilt, not assigned: assigning one copies values.) prev[0]: unread.
         const auto prev = make_array<K>([&](std::size_t s) {
-          return s == 0 ? ConstRows<T>(m.data(), Bs, H, Eigen::OuterStride<>(m.outerStride()))
+          return s == 0 ? const_rows(m)
                         : rows<T>(static_cast<const T*>(cur[s]), Bs, H);
         });
         const auto next = make_array<K>([&](std::size_t s) { return s == 0 ? m : rows<T>(nxt[s], Bs, H); });
@@ -199,7 +199,7 @@ struct BatchSlices {
       // them (in cache; the parameter gradients below read them there).
       Rows<T> extra_rw = BH > 0 ? rows(c.ws.step_extra.data() + b0 * EH, Bs, EH) : cached;
       if (BH > 0) extra_rw.leftCols(EH - BH) = cached.leftCols(EH - BH);
-      const ConstRows<T> extra(extra_rw.data(), Bs, EH, Eigen::OuterStride<>(extra_rw.outerStride()));
+      const ConstRows<T> extra = const_rows(extra_rw);
       const auto cell_extra = backward_extra<Cell>(extra_rw);  // writable for backward columns
       if (P > 0) {  // dm = dh W_hr; the cell from dm; dh is kept for dW_hr (0 where inactive)
         Rows<T> dH = step_rows(c.ws.dproj.data() + b0 * S * P, t, Bs, S, P, P);
@@ -252,12 +252,7 @@ struct BatchSlices {
           }
       }
       if constexpr (has_cell_parameters<Cell>::value) {
-        if (cell_grads) {
-          const auto view = [](const Rows<T>& m) {
-            return ConstRows<T>(m.data(), m.rows(), m.cols(), Eigen::OuterStride<>(m.outerStride()));
-          };
-          c.cell.parameter_grads(view(a), view(dr), prev, extra, cell_grads);
-        }
+        if (cell_grads) c.cell.parameter_grads(const_rows(a), const_rows(dr), prev, extra, cell_grads);
       }
       // d h_{t-1} = (the cell's direct part +) dR W_hh (with dropout: * mask)
       if (drop) {

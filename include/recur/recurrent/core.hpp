@@ -43,7 +43,7 @@ auto backward_extra(Rows<T> e) {
   if constexpr (has_backward_columns<Cell>::value)
     return e;
   else
-    return ConstRows<T>(e.data(), e.rows(), e.cols(), Eigen::OuterStride<>(e.outerStride()));
+    return const_rows(e);
 }
 
 template <class Cell>
