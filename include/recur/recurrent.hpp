@@ -131,17 +131,15 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     core_.ws.for_backward(B, S, kGates, kStates, H, !same, core_.proj());
     T* dr = same ? core_.ws.gates.data() : core_.ws.dr.data();
     core_.products.prepare(core_.weights, detail::WeightOp::AsIs, B, S, core_.late() * H);
-    bool cell_grads_taken = false;  // BatchSlices takes the cell's step by step
     switch (strategy(B, S)) {
       case Strategy::UnitSplit:
         detail::UnitSplit<Cell>::backward(core_, d_out, d_in, dr, unit_parts(B, S));
         break;
       case Strategy::BatchSlices:
-        detail::BatchSlices<Cell>::backward(core_, d_out, d_in, dr);
-        cell_grads_taken = true;
+        detail::BatchSlices<Cell>::backward(core_, d_out, d_in, dr);  // (and the cell's own)
         break;
     }
-    products_over_all_steps(d_in, dr, cell_grads_taken);
+    products_over_all_steps(d_in, dr);
     core_.cached = false;
   }
 
@@ -198,9 +196,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     // The late product needs the whole of v; a cell's own parameters are per unit, and a
     // cell on a range of units does not know where the range starts.
     // A projection needs the whole of m; recurrent dropout runs in the batch loop only.
-    // Backward columns are written per row.
-    if (core_.late() > 0 || core_.weights.cell_count() > 0 || core_.proj() > 0 ||
-        core_.backward_cols() > 0 || core_.dropping)
+    if (core_.late() > 0 || core_.weights.cell_count() > 0 || core_.proj() > 0 || core_.dropping)
       return 1;
     return detail::UnitSplit<Cell>::parts(B, S, core_.hidden());
   }
@@ -234,7 +230,7 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
 
   // Input and weight gradients: big products over all steps, split by rows of the results
   // (d x by samples, the weight gradients by gate rows).
-  void products_over_all_steps(const Out& d_in, const T* dr_base, bool cell_grads_taken) {
+  void products_over_all_steps(const Out& d_in, const T* dr_base) {
     using detail::rows;
     auto& w = core_.weights;
     auto& products = core_.products;
@@ -273,16 +269,6 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
         db_hh += dR.row(r).segment(g0, ng);
       }
     });
-    if constexpr (detail::has_cell_parameters<Cell>::value) {
-      if (cell_grads_taken) return;
-      auto prev = detail::make_array<kStates>([&](std::size_t s) {
-        return rows<T>(static_cast<const T*>(core_.ws.prev.data()) + static_cast<Index>(s) * N * H, N,
-                       core_.width(static_cast<Index>(s)));
-      });
-      core_.cell.parameter_grads(dA, dR, prev,
-                                 rows<T>(static_cast<const T*>(core_.ws.extra.data()), N, EH),
-                                 w.cell_grads());
-    }
   }
 
   detail::LayerCore<Cell> core_;

@@ -32,27 +32,18 @@
 //   Index extra_columns() const;           the extra cache columns in units of H (instead
 //                                          of kExtra, which is then an upper bound)
 //   std::vector<CellParameter> cell_parameters(Index hidden) const;
-//   void bind_parameters(const Scalar* values);
-//   void parameter_grads(ConstRows da, ConstRows dr, const StatesIn& prev, ConstRows extra,
-//                        Scalar* grads) const;
-//       parameters the cell owns beyond the layer's four (peepholes; layer-norm gains): the
-//       layer stores them after bias_hh, names them (+ its suffix), initialises them, binds
-//       the cell to their values before each call, and in backward calls parameter_grads
-//       over rows: those of one step, after backward_step on them (while they are in cache;
-//       one grads buffer per thread, summed after), or all N = batch * steps rows after the
-//       time loop. Given: da, dr [rows, G*H] (the gate gradients, zero on padded steps), prev
-//       (the states each step started from) and extra [rows, extra_columns()*H]; it ADDS the
-//       gradients into grads (same layout).
+//   void bind_parameters(const Scalar* values);   (with the backward_step below)
+//   void backward_step(Rows a, Rows dr, const StatesIn& prev, ConstRows extra,
+//                      const StatesIn& dnext, StatesOut dprev, Scalar* grads) const
+//       the backward_step of a cell with parameters of its own (cell_parameters), which the
+//       layer stores after bias_hh, names (+ its suffix), initialises and binds the cell to
+//       before each call: as above, and it also ADDS these rows' gradients of its parameters
+//       into grads (their layout; one buffer per thread, summed after the time loop), in the
+//       same pass, while the rows are in cache. On a padded step (a sample past its length)
+//       the layer passes dnext = 0, so such rows add nothing (a step's gradients are linear
+//       in dnext). grads is null when cell_parameters() is empty.
 //   bool same_gate_grads() const;          kSameGateGrads decided at run time (a variant
 //                                          that makes d r differ from d a: layer norm)
-//   Index backward_columns() const;        B >= 0: the last B*H of the extra columns are the
-//                                          cell's own in backward: backward_step then takes
-//                                          extra as Rows (writable) and stores there, per row,
-//                                          what parameter_grads needs (layer norm: the gates'
-//                                          d pre-activations); the layer zeroes them on padded
-//                                          steps, as it does da and dr. (The layer may pass a
-//                                          copy of the step's rows: only parameter_grads on
-//                                          the same rows reads them.)
 //   Index late_gates() const;              L >= 0 gate blocks (the last L) whose recurrent
 //                                          product multiplies a vector v the cell computes
 //                                          from the others (GRU, reset before the product:
@@ -152,21 +143,25 @@ struct has_forward_step<
            std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
            std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>(),
            std::declval<Rows<cell_scalar_t<C>>>()))>> : std::true_type {};
-// backward_step's extra is ConstRows, or Rows for a cell with backward_columns().
-template <class C, class Extra, class = void>
-struct has_backward_step_with : std::false_type {};
-template <class C, class Extra>
-struct has_backward_step_with<
-    C, Extra,
-    std::void_t<decltype(std::declval<const C&>().backward_step(
-        std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
-        std::declval<const StatesInOf<C>&>(), std::declval<Extra>(),
-        std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>()))>>
-    : std::true_type {};
+// backward_step, without or with the cell's parameter gradients (its last argument).
+template <class C, class = void>
+struct has_backward_step : std::false_type {};
 template <class C>
-struct has_backward_step
-    : std::bool_constant<has_backward_step_with<C, ConstRows<cell_scalar_t<C>>>::value ||
-                         has_backward_step_with<C, Rows<cell_scalar_t<C>>>::value> {};
+struct has_backward_step<
+    C, std::void_t<decltype(std::declval<const C&>().backward_step(
+           std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
+           std::declval<const StatesInOf<C>&>(), std::declval<ConstRows<cell_scalar_t<C>>>(),
+           std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>()))>>
+    : std::true_type {};
+template <class C, class = void>
+struct has_backward_step_grads : std::false_type {};
+template <class C>
+struct has_backward_step_grads<
+    C, std::void_t<decltype(std::declval<const C&>().backward_step(
+           std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
+           std::declval<const StatesInOf<C>&>(), std::declval<ConstRows<cell_scalar_t<C>>>(),
+           std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>(),
+           std::declval<cell_scalar_t<C>*>()))>> : std::true_type {};
 
 // The optional members.
 template <class C, class = void>
@@ -184,11 +179,6 @@ template <class C, class = void>
 struct has_same_gate_grads_member : std::false_type {};
 template <class C>
 struct has_same_gate_grads_member<C, std::void_t<decltype(std::declval<const C&>().same_gate_grads())>>
-    : std::true_type {};
-template <class C, class = void>
-struct has_backward_columns : std::false_type {};
-template <class C>
-struct has_backward_columns<C, std::void_t<decltype(std::declval<const C&>().backward_columns())>>
     : std::true_type {};
 template <class C, class = void>
 struct has_late_gates : std::false_type {};
@@ -210,13 +200,6 @@ bool same_gate_grads(const C& c) {
     return c.same_gate_grads();
   else
     return C::kSameGateGrads;
-}
-template <class C>
-Index backward_columns(const C& c) {
-  if constexpr (has_backward_columns<C>::value)
-    return c.backward_columns();
-  else
-    return 0;
 }
 template <class C>
 Index late_gates(const C& c) {
@@ -256,7 +239,8 @@ constexpr bool is_cell_v =
     has_scalar<C>::value && has_gates<C>::value && has_states<C>::value && has_extra<C>::value &&
     has_same_gate_grads<C>::value && constants_valid<C>() &&
     std::is_floating_point_v<cell_scalar_t<C>> && has_forward_step<C>::value &&
-    has_backward_step<C>::value;
+    (has_cell_parameters<C>::value ? has_backward_step_grads<C>::value
+                                   : has_backward_step<C>::value);
 
 // One static_assert per clause of the contract, each naming what is missing.
 template <class C>
@@ -285,10 +269,15 @@ constexpr bool check_cell() {
                 "recur cell contract: the cell has no `void forward_step(Rows a, Rows r, const "
                 "StatesIn& prev, StatesOut next, Rows extra) const`; see "
                 "recur/cells/contract.hpp");
-  static_assert(has_backward_step<C>::value,
+  static_assert(has_cell_parameters<C>::value || has_backward_step<C>::value,
                 "recur cell contract: the cell has no `void backward_step(Rows a, Rows dr, "
                 "const StatesIn& prev, ConstRows extra, const StatesIn& dnext, StatesOut "
                 "dprev) const`; see recur/cells/contract.hpp");
+  static_assert(!has_cell_parameters<C>::value || has_backward_step_grads<C>::value,
+                "recur cell contract: a cell with cell_parameters() takes their gradients in "
+                "`void backward_step(Rows a, Rows dr, const StatesIn& prev, ConstRows extra, "
+                "const StatesIn& dnext, StatesOut dprev, Scalar* grads) const`; see "
+                "recur/cells/contract.hpp");
   return true;
 }
 

@@ -35,8 +35,7 @@
 // cache [B, extra_columns() * H]: tanh(c'), then c' (peephole), then the clip flags (clip:
 // bit 0-3 set where i, f, g, o were clipped; detail::clip_flag). After forward_step, a holds
 // the activations i, f, g, o. Layer norm's cache (units of H): LN(a) 4, LN(r) 4, LN(u),
-// tanh(n), then 1 / sigma of a, r and u (one value each, in three units); backward writes
-// d z (4) and d n (1) after them (backward_columns) for parameter_grads.
+// tanh(n), then 1 / sigma of a, r and u (one value each, in three units).
 #pragma once
 
 #include <array>
@@ -87,10 +86,9 @@ class LSTMCell {
   T layer_norm_eps() const { return eps_; }
 
   Index extra_columns() const {
-    if (ln_ != LayerNorm::None) return kLnForward + kLnBackward;
+    if (ln_ != LayerNorm::None) return kLnColumns;
     return 1 + (peephole_ ? 1 : 0) + (clip_ > 0 ? 1 : 0);
   }
-  Index backward_columns() const { return ln_ != LayerNorm::None ? kLnBackward : 0; }
   bool same_gate_grads() const { return ln_ == LayerNorm::None; }
   std::vector<CellParameter> cell_parameters(Index hidden) const {
     if (ln_ != LayerNorm::None)
@@ -113,34 +111,21 @@ class LSTMCell {
 
   // dnext: d loss / d (h', c'). Writes, with `=`: da over a (d r is the same, except with
   // layer norm: then into dr), and dprev, the direct part of d loss / d (h, c) (the layer
-  // adds dr W_hh to dprev[0]). Layer norm writes its backward columns of extra.
-  void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, Rows<T> extra,
-                     const StatesIn& dnext, StatesOut dprev) const {
+  // adds dr W_hh to dprev[0]). Adds the gradients of the cell's own parameters to grads:
+  //   peepholes   d p_i = sum d(i pre) * c, d p_f = sum d(f pre) * c, d p_o = sum d(o pre) * c'
+  //   layer norm  d gain = sum d(out) * normalised, d shift = sum d(out), where d(out) is d z
+  //               for the gate norms and d n for the cell's.
+  void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
+                     const StatesIn& dnext, StatesOut dprev, T* grads) const {
     if (ln_ != LayerNorm::None) {
-      if (ln_ == LayerNorm::TFAddons) return ln_backward_rows<true>(a, dr, prev, extra, dnext, dprev);
-      return ln_backward_rows<false>(a, dr, prev, extra, dnext, dprev);
+      if (ln_ == LayerNorm::TFAddons)
+        return ln_backward_rows<true>(a, dr, prev, extra, dnext, dprev, grads);
+      return ln_backward_rows<false>(a, dr, prev, extra, dnext, dprev, grads);
     }
     dispatch([&](auto peep, auto clip) {
-      backward_rows<decltype(peep)::value, decltype(clip)::value>(a, prev, extra, dnext, dprev);
+      backward_rows<decltype(peep)::value, decltype(clip)::value>(a, prev, extra, dnext, dprev,
+                                                                  grads);
     });
-  }
-
-  // Peepholes: d p_i = sum d(i pre) * c, d p_f = sum d(f pre) * c, d p_o = sum d(o pre) * c'.
-  // Layer norm: d gain = sum d(out) * normalised, d shift = sum d(out), where d(out) is d z
-  // for the gate norms and d n for the cell's (backward left both in extra).
-  void parameter_grads(ConstRows<T> da, ConstRows<T> /*dr*/, const StatesIn& prev,
-                       ConstRows<T> extra, T* grads) const {
-    if (ln_ != LayerNorm::None) return ln_parameter_grads(extra, prev[1].cols(), grads);
-    if (!peephole_) return;
-    const Index H = prev[1].cols();
-    Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>> dpi(grads, H), dpf(grads + H, H),
-        dpo(grads + 2 * H, H);
-    for (Index n = 0; n < da.rows(); ++n) {
-      const auto c0 = prev[1].row(n).array();
-      dpi += da.row(n).segment(0, H).array() * c0;
-      dpf += da.row(n).segment(H, H).array() * c0;
-      dpo += da.row(n).segment(3 * H, H).array() * extra.row(n).segment(H, H).array();
-    }
   }
 
  private:
@@ -222,8 +207,8 @@ class LSTMCell {
   }
 
   template <bool Peep, bool Clip>
-  void backward_rows(Rows<T> a, const StatesIn& prev, Rows<T> extra, const StatesIn& dnext,
-                     StatesOut dprev) const {
+  void backward_rows(Rows<T> a, const StatesIn& prev, ConstRows<T> extra,
+                     const StatesIn& dnext, StatesOut dprev, T* grads) const {
     const Index H = dnext[0].cols();
     const T* p = p_;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
@@ -254,18 +239,23 @@ class LSTMCell {
         at(ai + H) = df;
         at(ai + 2 * H) = dg;
         at(ai + 3 * H) = d_o;
-        if constexpr (Peep)
+        if constexpr (Peep) {
           at(dc0) = dc * f + di * at(p) + df * at(p + H);
-        else
+          const A c = at(c0);
+          at(grads) += di * c;
+          at(grads + H) += df * c;
+          at(grads + 2 * H) += d_o * at(tc + H);
+        } else {
           at(dc0) = dc * f;
+        }
         at(dh0).setZero();  // h reaches h' only through W_hh
       });
     }
   }
 
   // Layer norm. Cache columns (units of H) as in the header comment.
-  static constexpr Index kLnForward = 13, kLnBackward = 5;
-  static constexpr Index kAx = 0, kAr = 4, kNu = 8, kTn = 9, kInv = 10, kDz = 13, kDn = 17;
+  static constexpr Index kLnColumns = 13;
+  static constexpr Index kAx = 0, kAr = 4, kNu = 8, kTn = 9, kInv = 10;
   using Vec = Eigen::Array<T, 1, Eigen::Dynamic>;
   // 1 / sqrt(var + eps) of the n values at p (and their mean), two passes.
   static std::pair<T, T> moments(const T* p, Index n, T eps) {
@@ -296,16 +286,23 @@ class LSTMCell {
       const auto [mr, ir] = moments(ri, H4, eps_);
       e[kInv * H] = ix;
       e[(kInv + 1) * H] = ir;
-      // Gates; u = f * c + i * g (into c', normalised below).
+      // z (over a) and the normalised inputs, one gate block at a time (fewer streams at
+      // once: the blocks are H apart, which for a power-of-two H maps them onto the same
+      // cache sets); then the gates and u = f * c + i * g (into c', normalised below).
+      for (Index k = 0; k < 4; ++k) {
+        const Index o = k * H;
+        detail::for_chunks<T>(H, [&](auto at) {
+          using A = typename decltype(at)::Array;
+          const A nx = (at(ai + o) - mx) * ix, nr = (at(ri + o) - mr) * ir;
+          at(e + kAx * H + o) = nx;
+          at(e + kAr * H + o) = nr;
+          at(ai + o) = at(gx + o) * nx + at(bx + o) + at(gr + o) * nr + at(br + o);
+        });
+      }
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
-        auto z = [&](Index k) {
-          const A nx = (at(ai + k * H) - mx) * ix, nr = (at(ri + k * H) - mr) * ir;
-          at(e + (kAx + k) * H) = nx;
-          at(e + (kAr + k) * H) = nr;
-          return A(at(gx + k * H) * nx + at(bx + k * H) + at(gr + k * H) * nr + at(br + k * H));
-        };
-        const A i = z(0).logistic(), f = z(1).logistic(), g = z(2).tanh(), o = z(3).logistic();
+        const A i = at(ai).logistic(), f = at(ai + H).logistic(), g = at(ai + 2 * H).tanh(),
+                o = at(ai + 3 * H).logistic();
         at(c1) = f * at(c0) + i * g;
         at(ai) = i;
         at(ai + H) = f;
@@ -327,86 +324,91 @@ class LSTMCell {
     }
   }
 
+  // Three passes per row: d n and d o (and the cell norm's sums), then d u and the gates'
+  // d z (and the gate norms' sums), then d a and d r through the gate norms. d z is kept in
+  // a (over the activations it was computed from) and d n in dr's first block (until the
+  // last pass writes d r); the gains' and shifts' gradients are added as each is known.
   template <bool CarryNormalised>
-  void ln_backward_rows(Rows<T> a, Rows<T> dr, const StatesIn& prev, Rows<T> extra,
-                        const StatesIn& dnext, StatesOut dprev) const {
+  void ln_backward_rows(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
+                        const StatesIn& dnext, StatesOut dprev, T* grads) const {
     const Index H = dnext[1].cols(), H4 = 4 * H;
     const T* gx = p_;
     const T* gr = p_ + 2 * H4;
     const T* gc = p_ + 4 * H4;
+    T* dgx = grads;
+    T* dbx = grads + H4;
+    T* dgr = grads + 2 * H4;
+    T* dbr = grads + 3 * H4;
+    T* dgc = grads + 4 * H4;
+    T* dbc = dgc + H;
     for (Index b = 0; b < a.rows(); ++b) {
       T* ai = detail::row_data(a, b);
       T* dri = detail::row_data(dr, b);
-      T* e = detail::row_data(extra, b);
+      const T* e = detail::row_data(extra, b);
       const T* c0 = detail::row_data(prev[1], b);
       const T* dh1 = detail::row_data(dnext[0], b);
       const T* dc1 = detail::row_data(dnext[1], b);
       T* dh0 = detail::row_data(dprev[0], b);
       T* dc0 = detail::row_data(dprev[1], b);
       const T ix = e[kInv * H], ir = e[(kInv + 1) * H], iu = e[(kInv + 2) * H];
-      // d n (and d o); the sums the cell norm's backward needs.
+      // d n (into dr's first block) and d o (over o); the sums the cell norm's backward needs.
       T s1 = 0, s2 = 0;
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
-        const A o = at(ai + 3 * H), t = at(e + kTn * H), dh = at(dh1);
+        const A o = at(ai + 3 * H), t = at(e + kTn * H), dh = at(dh1), nu = at(e + kNu * H);
         A dn = dh * o * (T(1) - t * t);
         if constexpr (CarryNormalised) dn += at(dc1);
-        at(e + kDn * H) = dn;
-        at(e + (kDz + 3) * H) = dh * t * o * (T(1) - o);
+        at(dri) = dn;
+        at(ai + 3 * H) = dh * t * o * (T(1) - o);
+        at(dgc) += dn * nu;
+        at(dbc) += dn;
         const A dnu = dn * at(gc);
         s1 += dnu.sum();
-        s2 += (dnu * at(e + kNu * H)).sum();
+        s2 += (dnu * nu).sum();
       });
       const T m1 = s1 / static_cast<T>(H), m2 = s2 / static_cast<T>(H);
-      // d u, the gates' d z; the sums the gate norms' backward needs.
-      T x1 = 0, x2 = 0, r1 = 0, r2 = 0;
+      // d u, the gates' d z (over i, f, g).
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
-        A du = iu * (at(e + kDn * H) * at(gc) - m1 - at(e + kNu * H) * m2);
+        A du = iu * (at(dri) * at(gc) - m1 - at(e + kNu * H) * m2);
         if constexpr (!CarryNormalised) du += at(dc1);
         const A i = at(ai), f = at(ai + H), g = at(ai + 2 * H);
-        at(e + kDz * H) = du * g * i * (T(1) - i);
-        at(e + (kDz + 1) * H) = du * at(c0) * f * (T(1) - f);
-        at(e + (kDz + 2) * H) = du * i * (T(1) - g * g);
+        at(ai) = du * g * i * (T(1) - i);
+        at(ai + H) = du * at(c0) * f * (T(1) - f);
+        at(ai + 2 * H) = du * i * (T(1) - g * g);
         at(dc0) = du * f;
         at(dh0).setZero();  // h reaches h' only through W_hh
-        for (Index k = 0; k < 4; ++k) {
-          const A dz = at(e + (kDz + k) * H);
-          const A dx = dz * at(gx + k * H), dy = dz * at(gr + k * H);
-          x1 += dx.sum();
-          x2 += (dx * at(e + (kAx + k) * H)).sum();
-          r1 += dy.sum();
-          r2 += (dy * at(e + (kAr + k) * H)).sum();
-        }
       });
+      // One gate block at a time (fewer streams at once: the blocks are H apart, which for
+      // a power-of-two H maps them onto the same cache sets).
+      T x1 = 0, x2 = 0, r1 = 0, r2 = 0;
+      for (Index k = 0; k < 4; ++k) {
+        const Index o = k * H;
+        detail::for_chunks<T>(H, [&](auto at) {
+          using A = typename decltype(at)::Array;
+          const A dz = at(ai + o), nx = at(e + kAx * H + o), nr = at(e + kAr * H + o);
+          const A dx = dz * at(gx + o), dy = dz * at(gr + o);
+          x1 += dx.sum();
+          x2 += (dx * nx).sum();
+          r1 += dy.sum();
+          r2 += (dy * nr).sum();
+          at(dgx + o) += dz * nx;
+          at(dbx + o) += dz;
+          at(dgr + o) += dz * nr;
+          at(dbr + o) += dz;
+        });
+      }
       const T n4 = static_cast<T>(H4);
       const T mx1 = x1 / n4, mx2 = x2 / n4, mr1 = r1 / n4, mr2 = r2 / n4;
-      detail::for_chunks<T>(H, [&](auto at) {
-        using A = typename decltype(at)::Array;
-        for (Index k = 0; k < 4; ++k) {
-          const A dz = at(e + (kDz + k) * H);
-          at(ai + k * H) = ix * (dz * at(gx + k * H) - mx1 - at(e + (kAx + k) * H) * mx2);
-          at(dri + k * H) = ir * (dz * at(gr + k * H) - mr1 - at(e + (kAr + k) * H) * mr2);
-        }
-      });
-    }
-  }
-
-  void ln_parameter_grads(ConstRows<T> extra, Index H, T* grads) const {
-    const Index H4 = 4 * H;
-    using Map = Eigen::Map<Vec>;
-    Map dgx(grads, H4), dbx(grads + H4, H4), dgr(grads + 2 * H4, H4), dbr(grads + 3 * H4, H4),
-        dgc(grads + 4 * H4, H), dbc(grads + 4 * H4 + H, H);
-    for (Index n = 0; n < extra.rows(); ++n) {
-      const auto e = extra.row(n).array();
-      const auto dz = e.segment(kDz * H, H4);
-      const auto dn = e.segment(kDn * H, H);
-      dgx += dz * e.segment(kAx * H, H4);
-      dbx += dz;
-      dgr += dz * e.segment(kAr * H, H4);
-      dbr += dz;
-      dgc += dn * e.segment(kNu * H, H);
-      dbc += dn;
+      for (Index k = 0; k < 4; ++k) {
+        const Index o = k * H;
+        detail::for_chunks<T>(H, [&](auto at) {
+          using A = typename decltype(at)::Array;
+          const A dz = at(ai + o);
+          at(ai + o) = ix * (dz * at(gx + o) - mx1 - at(e + kAx * H + o) * mx2);
+          at(dri + o) = ir * (dz * at(gr + o) - mr1 - at(e + kAr * H + o) * mr2);
+        });
+      }
     }
   }
 

@@ -59,7 +59,6 @@ struct BatchSlices {
       grow(c.ws.cell_grads, static_cast<std::size_t>(parts * NP));
       std::fill(c.ws.cell_grads.begin(), c.ws.cell_grads.begin() + parts * NP, T(0));
     }
-    if (c.backward_cols() > 0) grow(c.ws.step_extra, static_cast<std::size_t>(B * c.extra() * c.hidden()));
     parallel(parts, [&](int p, int n) {
       const auto [b0, b1] = split(B, p, n);
       if (b1 > b0)
@@ -166,11 +165,13 @@ struct BatchSlices {
                              T* dr_base, T* work, T* cell_grads) {
     const Index Bs = b1 - b0, B = c.time.batch(), S = c.time.steps(), H = c.hidden();
     const Index GH = G * H, EH = c.extra() * H, N = B * S, ld = d_out.rows.outerStride();
-    const Index LH = c.late() * H, P = c.proj(), RW = c.width(0), BH = c.backward_cols() * H;
+    const Index LH = c.late() * H, P = c.proj(), RW = c.width(0);
     T* gates = c.ws.gates.data() + b0 * S * GH;
     T* drs = dr_base + b0 * S * GH;
 
     auto [dcur, dnxt] = c.state_pair(c.ws.dstate.data(), B, b0);
+    std::array<T*, K> dstash{};  // the third K x [B, H] of the buffer
+    for (Index s = 0; s < K; ++s) dstash[s] = c.ws.dstate.data() + (2 * K + s) * B * H + b0 * c.width(s);
     c.load_states(d_out.state, dcur, b0, b1);
     const bool drop = c.dropping;  // recurrent dropout: d (h * mask) lands in dhd, then * mask
     Rows<T> dhd = rows(c.ws.dhd.data() + b0 * RW, Bs, drop ? RW : 0);
@@ -194,13 +195,18 @@ struct BatchSlices {
                                 static_cast<Index>(s) * N * H + b0 * S * W,
                             t, Bs, S, W, W);
       });
-      const Rows<T> cached = step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH);
-      // A cell with backward columns gets the step's rows copied into scratch, where it adds
-      // them (in cache; the parameter gradients below read them there).
-      Rows<T> extra_rw = BH > 0 ? rows(c.ws.step_extra.data() + b0 * EH, Bs, EH) : cached;
-      if (BH > 0) extra_rw.leftCols(EH - BH) = cached.leftCols(EH - BH);
-      const ConstRows<T> extra = const_rows(extra_rw);
-      const auto cell_extra = backward_extra<Cell>(extra_rw);  // writable for backward columns
+      const ConstRows<T> extra =
+          const_rows(step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH));
+      // A sample past its length: its state gradient passes the step unchanged (kept aside
+      // in the stash), and the cell sees d next = 0 there (so its gradients are 0).
+      if (!all_active)
+        for (Index b = 0; b < Bs; ++b)
+          if (!c.time.active(b0 + b, t))
+            for (Index s = 0; s < K; ++s) {
+              const Index W = c.width(s);
+              std::copy(dcur[s] + b * W, dcur[s] + (b + 1) * W, dstash[s] + b * W);
+              std::fill(dcur[s] + b * W, dcur[s] + (b + 1) * W, T(0));
+            }
       if (P > 0) {  // dm = dh W_hr; the cell from dm; dh is kept for dW_hr (0 where inactive)
         Rows<T> dH = step_rows(c.ws.dproj.data() + b0 * S * P, t, Bs, S, P, P);
         dH = dh;
@@ -220,10 +226,10 @@ struct BatchSlices {
         const auto dprev = make_array<K>([&](std::size_t s) {
           return rows<T>(s == 0 ? dm + Bs * H : dnxt[s], Bs, H);
         });
-        c.cell.backward_step(a, dr, cprev, cell_extra, dnext, dprev);
+        cell_backward(c.cell, a, dr, cprev, extra, dnext, dprev, cell_grads);
       } else {
-        c.cell.backward_step(a, dr, prev, cell_extra, c.const_views(dcur, Bs, H),
-                             c.views(dnxt, Bs, H));
+        cell_backward(c.cell, a, dr, prev, extra, c.const_views(dcur, Bs, H),
+                      c.views(dnxt, Bs, H), cell_grads);
       }
       if constexpr (has_late_gates<Cell>::value) {
         if (LH > 0) {  // dv = dR_late W_late (in R's scratch), then the cell completes dA, dR
@@ -248,11 +254,7 @@ struct BatchSlices {
           if (!c.time.active(b0 + b, t)) {
             a.row(b).setZero();
             dr.row(b).setZero();
-            extra_rw.row(b).tail(BH).setZero();  // the cell's backward columns
           }
-      }
-      if constexpr (has_cell_parameters<Cell>::value) {
-        if (cell_grads) c.cell.parameter_grads(const_rows(a), const_rows(dr), prev, extra, cell_grads);
       }
       // d h_{t-1} = (the cell's direct part +) dR W_hh (with dropout: * mask)
       if (drop) {
@@ -273,7 +275,7 @@ struct BatchSlices {
           if (!c.time.active(b0 + b, t))
             for (Index s = 0; s < K; ++s) {
               const Index W = c.width(s);
-              std::copy(dcur[s] + b * W, dcur[s] + (b + 1) * W, dnxt[s] + b * W);
+              std::copy(dstash[s] + b * W, dstash[s] + (b + 1) * W, dnxt[s] + b * W);
             }
       }
       std::swap(dcur, dnxt);

@@ -36,14 +36,14 @@ auto make_array(F&& f) {
   return make_array_impl(std::forward<F>(f), std::make_index_sequence<K>{});
 }
 
-// The extra cache as backward_step takes it: writable for a cell with backward columns
-// (contract.hpp), read-only otherwise.
-template <class Cell, class T>
-auto backward_extra(Rows<T> e) {
-  if constexpr (has_backward_columns<Cell>::value)
-    return e;
+// The cell's backward_step, with its parameters' gradients when it has parameters.
+template <class Cell, class A, class P, class E, class D, class O, class T>
+void cell_backward(const Cell& cell, A a, A dr, const P& prev, E extra, const D& dnext, O dprev,
+                   T* grads) {
+  if constexpr (has_cell_parameters<Cell>::value)
+    cell.backward_step(a, dr, prev, extra, dnext, dprev, grads);
   else
-    return const_rows(e);
+    cell.backward_step(a, dr, prev, extra, dnext, dprev);
 }
 
 template <class Cell>
@@ -62,9 +62,6 @@ struct LayerCore {
             "Recurrent: proj_size is an LSTM option (the cell's h must reach h' only through "
             "W_hh: its c carries the state), got proj_size=", proj_size, " for a cell with ", K,
             " state");
-    require(backward_cols() >= 0 && backward_cols() <= extra(),
-            "Recurrent: the cell's backward_columns() = ", backward_cols(),
-            " must be within its extra_columns() = ", extra());
     require(late() >= 0 && late() < G && extra() >= (late() > 0 ? 1 : 0),
             "Recurrent: the cell's late_gates() = ", late(), " and extra_columns() = ", extra(),
             " do not fit its ", G, " gates (need 0 <= late < gates, extra >= 1 when late > 0)");
@@ -78,8 +75,6 @@ struct LayerCore {
   /// The cell's extra cache columns (units of H) and late gate blocks (contract.hpp).
   Index extra() const { return extra_columns(cell); }
   Index late() const { return late_gates(cell); }
-  /// The last of those the cell writes in backward (contract.hpp: backward_columns).
-  Index backward_cols() const { return backward_columns(cell); }
   /// Points the cell at the parameters it owns (before every call: the layer may have moved).
   void bind() { bind_parameters(cell, weights.cell_values()); }
 

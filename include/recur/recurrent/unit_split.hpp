@@ -154,10 +154,10 @@ struct UnitSplit {
       gather(c.ws.extra.data() + t * EH, E, H, j0, hp, ep);
       std::array<T*, K> prev{};
       for (Index s = 0; s < K; ++s) prev[s] = c.ws.prev.data() + (s * S + t) * H + j0;
-      c.cell.backward_step(rows(ap, 1, G * hp), rows(rp, 1, G * hp), c.const_views(prev, 1, hp),
-                           backward_extra<Cell>(rows(ep, 1, E * hp)),  // (no backward columns here)
-                           c.const_views(In::shifted(dcur, j0), 1, hp),
-                           c.views(In::shifted(dnxt, j0), 1, hp));
+      cell_backward(c.cell, rows(ap, 1, G * hp), rows(rp, 1, G * hp), c.const_views(prev, 1, hp),
+                    const_rows(rows(ep, 1, E * hp)), c.const_views(In::shifted(dcur, j0), 1, hp),
+                    c.views(In::shifted(dnxt, j0), 1, hp),
+                    static_cast<T*>(nullptr));  // (no cell parameters here)
       scatter(ap, G, H, j0, hp, arow);
       if (!same_gate_grads(c.cell)) scatter(rp, G, H, j0, hp, drow);
       barrier.wait(n);  // d h of my units needs the whole dR row

@@ -24,15 +24,13 @@ struct Workspace {
   Buffer<T> r;       // [B, G*H]: R of the current step
   Buffer<T> state;   // 2 x K x [B, H]: current and next state
   Buffer<T> dr;      // [N, G*H]: dR, for cells whose dR differs from dA
-  Buffer<T> dstate;  // 2 x K x [B, H]: d current and d next state
+  Buffer<T> dstate;  // 3 x K x [B, H]: d current and d next state, and d state kept aside
   Buffer<T> dproj;   // projection: [N, P] d loss / d h of every step (for dW_hr), then
                      // 2 x [B, H]: d m of the step and the cell's (unused) direct d m
   Buffer<T> unit_scratch;  // batch 1 split by units: A, R, extra of one step
   Buffer<T> unit_weights;  // and W_hh, b_hh in the threads' gate blocks
   Buffer<T> input;         // [N, in]: the input with non-finite padding zeroed (rarely used)
   Buffer<T> cell_grads;    // per thread: the cell's parameter gradients, summed after the loop
-  Buffer<T> step_extra;    // [B, E*H]: a step's extra rows, copied for a cell with backward
-                           // columns (it writes them there, in cache, not in the cache above)
 
   /// Sizes for a forward over B samples x S steps of a cell with G gates, K states and E
   /// extra columns (units of H).
@@ -49,7 +47,7 @@ struct Workspace {
     if (training) grow(prev, static_cast<std::size_t>(K * N * H));
   }
   void for_backward(Index B, Index S, Index G, Index K, Index H, bool separate_dr, Index P = 0) {
-    grow(dstate, static_cast<std::size_t>(2 * K * B * H));
+    grow(dstate, static_cast<std::size_t>(3 * K * B * H));
     if (P > 0) grow(dproj, static_cast<std::size_t>(B * S * P + 2 * B * H));
     if (separate_dr) grow(dr, static_cast<std::size_t>(B * S * G * H));
   }
@@ -64,7 +62,7 @@ struct Workspace {
                         dproj.capacity() + r.capacity() +
                         state.capacity() + dr.capacity() + dstate.capacity() +
                         unit_scratch.capacity() + unit_weights.capacity() + input.capacity() +
-                        cell_grads.capacity() + step_extra.capacity());
+                        cell_grads.capacity());
   }
 };
 
