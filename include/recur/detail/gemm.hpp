@@ -66,6 +66,15 @@ struct Update {
   static Update assign_to(const T* bias = nullptr) { return {bias, true}; }
 };
 
+// Rows a product's caller reads next (the step's input projection, which the cell reads after
+// the recurrent product): `rows` rows of `cols` values, `ld` apart. The product fetches them
+// into L2 a few lines per tile while its FMAs run, instead of the cell waiting for them.
+template <typename T>
+struct Ahead {
+  const T* base = nullptr;
+  Index rows = 0, ld = 0, cols = 0;
+};
+
 template <typename T>
 class PackedWeight {
   using Packet = typename Eigen::internal::packet_traits<T>::type;
@@ -142,7 +151,7 @@ class PackedWeight {
   /// GEMM: a block of X (rows x depth) is packed so that it stays in L2 while the weight
   /// panels stream past it.
   void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work, bool x_transposed = false,
-                Update<T> update = Update<T>::add()) const {
+                Update<T> update = Update<T>::add(), Ahead<T> ahead = {}) const {
     const Index mb = block_rows();
     if (x_transposed) {
       // X^T's rows (dA^T: one row per sample and step) lie far apart. Each depth block packs
@@ -165,11 +174,33 @@ class PackedWeight {
         const Index rows = std::min(mb, m - r), kc = std::min(kKc, k_ - k0);
         pack_x(x + r * ldx + k0, rows, ldx, kc, work);
         panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
-               k0 == 0 ? update : Update<T>::add());
+               k0 == 0 ? update : Update<T>::add(), r == 0 && k0 == 0 ? ahead : Ahead<T>{});
       }
   }
 
  private:
+  // Walks `ahead`'s cache lines in order, a share of them per next() (one per tile).
+  class Fetcher {
+   public:
+    Fetcher(const Ahead<T>& ahead, Index calls) : a_(ahead) {
+      per_row_ = (a_.cols + kLine - 1) / kLine;
+      const Index lines = a_.base ? a_.rows * per_row_ : 0;
+      share_ = calls > 0 ? (lines + calls - 1) / calls : 0;
+      left_ = lines;
+    }
+    void next() {
+      for (Index n = std::min(share_, left_); n > 0; --n, --left_) {
+        prefetch<0, 2>(a_.base + row_ * a_.ld + col_ * kLine);
+        if (++col_ == per_row_) col_ = 0, ++row_;
+      }
+    }
+
+   private:
+    static constexpr Index kLine = 64 / static_cast<Index>(sizeof(T));
+    Ahead<T> a_;
+    Index per_row_ = 0, share_ = 0, left_ = 0, row_ = 0, col_ = 0;
+  };
+
   static constexpr Index kKc = 512;  // depth block
   static constexpr Index kXtRows = 256;  // rows of X packed at once when it is given as X^T
   // Width of a panel holding ni (<= MR) outputs: whole packets.
@@ -224,9 +255,12 @@ class PackedWeight {
 
   // Y[m, n] (+)= X[m, k0:k0+kc] * op(W)[k0:k0+kc, :] as `update` says, X packed.
   void panels(const T* work, Index m, Index k0, Index kc, T* y, Index ldy, T* spill,
-              Update<T> update) const {
+              Update<T> update, Ahead<T> ahead = {}) const {
     const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
     const Index panels = (n_ + MR - 1) / MR;
+    // `ahead`'s lines, spread evenly over the tiles (a few each: a burst of prefetches at
+    // once would stall the tile behind them).
+    Fetcher fetch(ahead, panels * (full + (tail > 0 ? 1 : 0)));
     for (Index p = 0; p < panels; ++p) {
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
       const T* a = packed_.data() + p * MR * k_ + k0 * wp;
@@ -234,21 +268,24 @@ class PackedWeight {
       if (up.bias) up.bias += i0;
       T* yp = y + i0;
       if (wp == MR)
-        panel<MP>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up);
+        panel<MP>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up, fetch);
       else if (wp == 2 * P)
-        panel<2>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up);
+        panel<2>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up, fetch);
       else
-        panel<1>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up);
+        panel<1>(a, work, kc, full, rest, tail, yp, ldy, ni, spill, up, fetch);
     }
   }
 
   // One panel of W (M packets wide) against every packed row tile of X.
   template <int M>
   void panel(const T* a, const T* work, Index kc, Index full, Index rest, Index tail, T* y,
-             Index ldy, Index ni, T* spill, Update<T> update) const {
-    for (Index j = 0; j < full; ++j)
+             Index ldy, Index ni, T* spill, Update<T> update, Fetcher& fetch) const {
+    for (Index j = 0; j < full; ++j) {
+      fetch.next();
       tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, update);
+    }
     if (tail == 0) return;
+    fetch.next();
     const T* b = work + full * NR * kc;
     T* yt = y + full * NR * ldy;
     // Narrow tiles have few accumulators: unroll k into independent sets to hide latency.
@@ -283,11 +320,12 @@ class PackedWeight {
     }
   }
 
-  // Cache hint: fetch the line holding p, for reading (kRw = 0) or writing (kRw = 1).
-  template <int kRw>
+  // Cache hint: fetch the line holding p, for reading (kRw = 0) or writing (kRw = 1), into
+  // every level (kLocality 3) or L2 and beyond (2).
+  template <int kRw, int kLocality = 3>
   static EIGEN_STRONG_INLINE void prefetch(const T* p) {
 #if defined(__GNUC__)
-    __builtin_prefetch(p, kRw, 3);
+    __builtin_prefetch(p, kRw, kLocality);
 #else
     (void)p;
 #endif

@@ -100,8 +100,10 @@ struct BatchSlices {
         hin = hm.data();
         ldh = hm.outerStride();
       }
+      // (While it runs, the step's rows of A, which the cell reads next, come into cache.)
       c.products.recurrent(c.weights, hin, Bs, ldh, R.data(), GH, work,
-                           Update<T>::assign_to(c.weights.b_hh().data()), GateRows::Early);
+                           Update<T>::assign_to(c.weights.b_hh().data()), GateRows::Early,
+                           Ahead<T>{gates + t * GH, Bs, S * GH, GH});
       if (training)
         for (Index s = 0; s < K; ++s) {
           const Index W = c.width(s);

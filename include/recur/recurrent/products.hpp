@@ -74,12 +74,13 @@ class WeightProducts {
   /// or with the early or late rows of W_hh only (forward: Y and the bias are those columns;
   /// backward: X is those columns of dR).
   void recurrent(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y,
-                 Index ldy, T* work, Update<T> update, GateRows part = GateRows::All) const {
+                 Index ldy, T* work, Update<T> update, GateRows part = GateRows::All,
+                 Ahead<T> ahead = {}) const {
     if (part == GateRows::Late) {
       if (packed_recurrent_) return w_late_.multiply(x, m, ldx, y, ldy, work, false, update);
       return by_rows(w.w_hh().bottomRows(late_), x, m, ldx, y, ldy, update);
     }
-    if (packed_recurrent_) return w_hh_.multiply(x, m, ldx, y, ldy, work, false, update);
+    if (packed_recurrent_) return w_hh_.multiply(x, m, ldx, y, ldy, work, false, update, ahead);
     by_rows(w.w_hh().topRows(w.gate_rows() - late_), x, m, ldx, y, ldy, update);
   }
 
