@@ -144,24 +144,20 @@ struct has_forward_step<
            std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>(),
            std::declval<Rows<cell_scalar_t<C>>>()))>> : std::true_type {};
 // backward_step, without or with the cell's parameter gradients (its last argument).
-template <class C, class = void>
-struct has_backward_step : std::false_type {};
+template <class Void, class C, class... Grads>
+struct backward_step_with : std::false_type {};
+template <class C, class... Grads>
+struct backward_step_with<
+    std::void_t<decltype(std::declval<const C&>().backward_step(
+        std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
+        std::declval<const StatesInOf<C>&>(), std::declval<ConstRows<cell_scalar_t<C>>>(),
+        std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>(),
+        std::declval<Grads>()...))>,
+    C, Grads...> : std::true_type {};
 template <class C>
-struct has_backward_step<
-    C, std::void_t<decltype(std::declval<const C&>().backward_step(
-           std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
-           std::declval<const StatesInOf<C>&>(), std::declval<ConstRows<cell_scalar_t<C>>>(),
-           std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>()))>>
-    : std::true_type {};
-template <class C, class = void>
-struct has_backward_step_grads : std::false_type {};
+using has_backward_step = backward_step_with<void, C>;
 template <class C>
-struct has_backward_step_grads<
-    C, std::void_t<decltype(std::declval<const C&>().backward_step(
-           std::declval<Rows<cell_scalar_t<C>>>(), std::declval<Rows<cell_scalar_t<C>>>(),
-           std::declval<const StatesInOf<C>&>(), std::declval<ConstRows<cell_scalar_t<C>>>(),
-           std::declval<const StatesInOf<C>&>(), std::declval<StatesOutOf<C>>(),
-           std::declval<cell_scalar_t<C>*>()))>> : std::true_type {};
+using has_backward_step_grads = backward_step_with<void, C, cell_scalar_t<C>*>;
 
 // The optional members.
 template <class C, class = void>
