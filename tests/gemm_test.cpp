@@ -22,7 +22,8 @@ using recur::detail::WeightOp;
 enum Mode { kAdd, kAssign, kBias };
 
 template <class T>
-void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false, Mode mode = kAdd) {
+void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false, Mode mode = kAdd,
+           int parts = 1) {
   const bool t = op == WeightOp::Transposed;
   const Index wr = t ? n : k, wc = t ? k : n;
   Matrix<T> wpad = Matrix<T>::Random(wr, wc + pad);  // W with row stride wc + pad
@@ -33,7 +34,12 @@ void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false, M
   Matrix<T> y0 = Matrix<T>::Random(m, n + pad);
   Eigen::Matrix<T, 1, Eigen::Dynamic> bias = Eigen::Matrix<T, 1, Eigen::Dynamic>::Random(n);
   recur::detail::PackedWeight<T> pw;
-  pw.pack(wpad.data(), wr, wc, op, wpad.cols());
+  if (parts == 1) {
+    pw.pack(wpad.data(), wr, wc, op, wpad.cols());
+  } else {  // in parts, as threads pack it (last part first: the parts are independent)
+    pw.shape(wr, wc, op);
+    for (int p = parts - 1; p >= 0; --p) pw.pack_part(wpad.data(), wpad.cols(), op, p, parts);
+  }
   recur::detail::Buffer<T> work(static_cast<std::size_t>(pw.workspace_size(m, xt)));
   Matrix<T> y = y0;
   // Assigning never reads y: NaN there must not show.
@@ -51,7 +57,7 @@ void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false, M
   const double tol = (std::is_same_v<T, float> ? 2e-5 : 1e-13) * static_cast<double>(k);
   ASSERT_LE(static_cast<double>((ref - y).cwiseAbs().maxCoeff()), tol)
       << "m=" << m << " n=" << n << " k=" << k << " op=" << (t ? "W^T" : "W") << " pad=" << pad
-      << " x_transposed=" << xt << " mode=" << mode;
+      << " x_transposed=" << xt << " mode=" << mode << " parts=" << parts;
   // Padding columns of y untouched.
   if (pad) {
     ASSERT_EQ(y.rightCols(pad), y0.rightCols(pad));
@@ -77,6 +83,11 @@ void sweep() {
   check<T>(601, 50, 1100, WeightOp::AsIs, 1, true, kAssign);
   check<T>(300, 64, 1500, WeightOp::Transposed, 1, false, kBias);  // bias only in depth block 0
   check<T>(300, 50, 1500, WeightOp::AsIs, 2, false, kAssign);      // assign only in block 0
+  // Packed in parts (by panels of W^T, by rows of W), more parts than panels or rows too.
+  for (int parts : {2, 3, 7})
+    for (WeightOp op : {WeightOp::Transposed, WeightOp::AsIs})
+      for (Index n : {16, 100, 200})
+        for (Index k : {3, 33}) check<T>(20, n, k, op, 1, false, kBias, parts);
 }
 
 TEST(PackedWeight, MatchesEigenFloat) { sweep<float>(); }
