@@ -1,4 +1,4 @@
-// The per-step recurrent GEMM alone: Eigen's general product (packs W_hh on every call)
+// The per-step recurrent GEMM alone (and, at batch 1, the matrix-vector product): Eigen's general product (packs W_hh on every call)
 // against detail::PackedWeight (W_hh packed once, only the state block packed per call; recur's own micro-kernel).
 // Shapes are per thread slices of the benchmark configurations: m = batch slice, k = H,
 // n = G*H (forward, Y += X W^T) or k = G*H, n = H (backward, Y += X W).
@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 
 #include <recur/detail/gemm.hpp>
+#include <recur/detail/matvec.hpp>
 #include <recur/types.hpp>
 
 namespace {
@@ -65,8 +66,47 @@ void Shapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond);
 }
 
+// Batch 1 (S1): a step's product is h W_hh^T, a matrix-vector product that reads all of W_hh
+// (G*H x H; a thread's G*units rows on two threads) once and does one multiply-add per value read, so it runs at the speed W_hh comes
+// from L2 — the floor of every batch-1 step. Reported as the weight's bytes per second.
+void matvec(benchmark::State& st, bool packed) {
+  const Index H = st.range(0), G = st.range(1), units = st.range(2);  // W_hh's rows: G * units
+  Matrix<float> w = Matrix<float>::Random(G * units, H);
+  Eigen::Matrix<float, 1, Eigen::Dynamic> h = Eigen::Matrix<float, 1, Eigen::Dynamic>::Random(H);
+  Eigen::Matrix<float, 1, Eigen::Dynamic> b = Eigen::Matrix<float, 1, Eigen::Dynamic>::Random(G * units);
+  Eigen::Matrix<float, 1, Eigen::Dynamic> y(G * units);
+  recur::detail::PackedMatVec<float> mv;  // Stream's packed form
+  mv.pack(w.data(), w.rows(), H, H, b.data());
+  for (auto _ : st) {
+    if (packed) {
+      mv.apply(h.data(), y.data());
+    } else {  // as the layer's step does it (WeightProducts::by_rows)
+      y = b;
+      y.noalias() += h * w.transpose();
+    }
+    h(0) += y(0) * 1e-9f;  // the next product depends on this one, as the next step does
+    benchmark::ClobberMemory();
+  }
+  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.size() * sizeof(float)) * 1e-9,
+                                           benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void MatVec(benchmark::State& st) { matvec(st, false); }
+void PackedMatVec(benchmark::State& st) { matvec(st, true); }
+void MatVecShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"H", "G", "units"})
+      ->Args({128, 1, 128})  // S1 RNN
+      ->Args({128, 3, 128})  // S1 GRU
+      ->Args({128, 4, 128})  // S1 LSTM
+      ->Args({128, 3, 64})   // S1 GRU, one of two threads' units
+      ->Args({128, 4, 64})   // S1 LSTM, one of two threads' units
+      ->Unit(benchmark::kMicrosecond);
+}
+
 }  // namespace
 
+BENCHMARK(MatVec)->Apply(MatVecShapes);
+BENCHMARK(PackedMatVec)->Apply(MatVecShapes);
 BENCHMARK(General)->Apply(Shapes);
 BENCHMARK(Packed)->Apply(Shapes);
 BENCHMARK(GeneralD)->Apply(Shapes);
