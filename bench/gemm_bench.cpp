@@ -1,5 +1,6 @@
-// The per-step recurrent GEMM alone (and, at batch 1, the matrix-vector product): Eigen's general product (packs W_hh on every call)
-// against detail::PackedWeight (W_hh packed once, only the state block packed per call; recur's own micro-kernel).
+// The per-step recurrent GEMM alone: Eigen's general product (packs W_hh on every call)
+// against detail::PackedWeight (W_hh packed once, only the state block packed per call;
+// recur's own micro-kernel); and at batch 1, the matrix-vector product (MatVec, below).
 // Shapes are per thread slices of the benchmark configurations: m = batch slice, k = H,
 // n = G*H (forward, Y += X W^T) or k = G*H, n = H (backward, Y += X W).
 //
@@ -66,9 +67,10 @@ void Shapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond);
 }
 
-// Batch 1 (S1): a step's product is h W_hh^T, a matrix-vector product that reads all of W_hh
-// (G*H x H; a thread's G*units rows on two threads) once and does one multiply-add per value read, so it runs at the speed W_hh comes
-// from L2 — the floor of every batch-1 step. Reported as the weight's bytes per second.
+// Batch 1 (S1): a step's product is h W_hh^T, a matrix-vector product that reads all of
+// W_hh (G*H x H; on two threads, a thread's G*units rows) once and does one multiply-add per
+// value read, so it runs at the speed W_hh comes from L2 — the floor of every batch-1 step.
+// Reported as the weight's bytes per second.
 void matvec(benchmark::State& st, bool packed) {
   const Index H = st.range(0), G = st.range(1), units = st.range(2);  // W_hh's rows: G * units
   Matrix<float> w = Matrix<float>::Random(G * units, H);

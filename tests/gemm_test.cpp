@@ -38,7 +38,7 @@ void check(Index m, Index n, Index k, WeightOp op, Index pad, bool xt = false, M
     pw.pack(wpad.data(), wr, wc, op, wpad.cols());
   } else {  // in parts, as threads pack it (last part first: the parts are independent)
     pw.shape(wr, wc, op);
-    for (int p = parts - 1; p >= 0; --p) pw.pack_part(wpad.data(), wpad.cols(), op, p, parts);
+    for (int p = parts - 1; p >= 0; --p) pw.pack_part(wpad.data(), wpad.cols(), p, parts);
   }
   recur::detail::Buffer<T> work(static_cast<std::size_t>(pw.workspace_size(m, xt)));
   Matrix<T> y = y0;

@@ -26,9 +26,9 @@
 // AVX2, AVX-512 and NEON alike.
 
 #include <algorithm>
-#include <utility>
 
 #include "recur/detail/eigen.hpp"
+#include "recur/threads.hpp"
 #include "recur/types.hpp"
 
 // Eigen's AVX-512 packets trip GCC 12's -Wmaybe-uninitialized inside avx512fintrin.h
@@ -89,31 +89,28 @@ class PackedWeight {
   /// (default: cols).
   void pack(const T* w, Index rows, Index cols, WeightOp op, Index ld = 0) {
     shape(rows, cols, op);
-    pack_part(w, ld == 0 ? cols : ld, op, 0, 1);
+    pack_part(w, ld == 0 ? cols : ld, 0, 1);
   }
   /// The two halves of pack(), for packing on several threads: shape() sets op(W)'s shape
-  /// and makes room; then pack_part(w, ld, op, p, n) for every p < n (at once, on n threads)
+  /// and makes room; then pack_part(w, ld, p, n) for every p < n (at once, on n threads)
   /// packs the p-th of n parts (whole panels, or rows of W as it is).
   void shape(Index rows, Index cols, WeightOp op) {
+    op_ = op;
     n_ = op == WeightOp::Transposed ? rows : cols;
     k_ = op == WeightOp::Transposed ? cols : rows;
     grow(packed_, static_cast<std::size_t>((n_ + MR - 1) / MR * MR * k_));
   }
-  void pack_part(const T* w, Index ld, WeightOp op, int part, int parts) {
+  void pack_part(const T* w, Index ld, int part, int parts) {
     const Index panels = (n_ + MR - 1) / MR;
-    // [begin, end) of part `part` of `parts` of n items.
-    auto range = [&](Index n) {
-      return std::pair<Index, Index>{n * part / parts, n * (part + 1) / parts};
-    };
     // Panel p holds outputs [p*MR, p*MR + wp) for every kk, k-major: d[kk * wp + i], where
     // wp = MR except for the last panel, which is only as wide as the packets it needs (n =
     // 256 would otherwise compute 288 columns); the columns past n are zero. (A depth block of
     // a panel is then contiguous too.)
-    if (op == WeightOp::AsIs) {
+    if (op_ == WeightOp::AsIs) {
       // op(W)[kk, i] = w[kk, i]: row kk of w feeds row kk of every panel. Row by row, so
       // each row is read once in one run (w can be large and its rows far apart: the weight
       // gradients pack the layer's input, one row per sample and step).
-      const auto [k0, k1] = range(k_);
+      const auto [k0, k1] = split(k_, part, parts);
       for (Index kk = k0; kk < k1; ++kk) {
         const T* src = w + kk * ld;
         for (Index p = 0; p < panels; ++p) {
@@ -130,7 +127,7 @@ class PackedWeight {
       }
       return;
     }
-    const auto [p0, p1] = range(panels);
+    const auto [p0, p1] = split(panels, part, parts);
     for (Index p = p0; p < p1; ++p) {
       T* d = packed_.data() + p * MR * k_;
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
@@ -410,6 +407,7 @@ class PackedWeight {
     }
   }
 
+  WeightOp op_ = WeightOp::Transposed;
   Index n_ = 0, k_ = 0;
   Buffer<T> packed_;
 };

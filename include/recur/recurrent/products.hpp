@@ -146,11 +146,11 @@ class WeightProducts {
     PackedWeight<T>* to;
     const T* w;
     Index ld;
-    WeightOp op;
   };
   void queue(PackedWeight<T>& to, const T* w, Index rows, Index cols, WeightOp op, Index ld = 0) {
     to.shape(rows, cols, op);
-    queued_[count_++] = Packing{&to, w, ld == 0 ? cols : ld, op};
+    eigen_assert(count_ < static_cast<int>(queued_.size()));
+    queued_[static_cast<std::size_t>(count_++)] = Packing{&to, w, ld == 0 ? cols : ld};
   }
   void pack_queued() {
     Index total = 0;
@@ -158,7 +158,7 @@ class WeightProducts {
     const int parts = total >= kParallelPack ? std::max(1, num_threads()) : 1;
     parallel(parts, [&](int p, int n) {
       for (int i = 0; i < count_; ++i)
-        queued_[i].to->pack_part(queued_[i].w, queued_[i].ld, queued_[i].op, p, n);
+        queued_[i].to->pack_part(queued_[i].w, queued_[i].ld, p, n);
     });
     count_ = 0;
   }
