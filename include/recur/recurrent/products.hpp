@@ -1,5 +1,6 @@
 // WeightProducts<T>: every matrix product of a recurrent layer, on the layer's weights.
-//   forward   A = X W_ih^T + b_ih (all steps)      R = h W_hh^T + b_hh (one step)
+//   forward   A = X W_ih^T + b_ih (all steps, or   R = h W_hh^T + b_hh (one step)
+//             one step: input_by_step)
 //                                                   h = m W_hr^T (one step; a projection)
 //   backward  dh += dR W_hh (one step)             d x = dA W_ih, or += (all steps)
 //             dm = dh W_hr (one step; projection)
@@ -72,6 +73,18 @@ class WeightProducts {
     if (packed_input_) return w_ih_.multiply(x, m, ldx, y, ldy, work, false, update);
     by_rows(w.w_ih(), x, m, ldx, y, ldy, update);
   }
+  /// Whether a forward over slices of `rows` samples takes the input projection one step at
+  /// a time, just before the step's recurrent product, instead of over all steps at once. Per
+  /// step, A_t is written and read back while it is in L2; over all steps, A (N x G*H) goes
+  /// to memory and comes back (S2 LSTM, Zen 4: a prefetch of A_t stalled on it, 2% of the
+  /// time). The price is W_ih streamed once per step instead of once per block of rows: paid
+  /// while it stays in cache (up to kStepInputBytes), and with enough rows per step for the
+  /// kernel's tiles (kStepRows).
+  bool input_by_step(Index rows) const {
+    return packed_input_ && packed_recurrent_ && rows >= kStepRows &&
+           w_ih_.n() * w_ih_.k() * static_cast<Index>(sizeof(T)) <= kStepInputBytes;
+  }
+
   /// Y (+)= X op(W_hh) for one step of a slice: forward h W_hh^T (from b_hh), backward dR W_hh;
   /// or with the early or late rows of W_hh only (forward: Y and the bias are those columns;
   /// backward: X is those columns of dR).
@@ -162,6 +175,10 @@ class WeightProducts {
     });
     count_ = 0;
   }
+  // input_by_step's bounds (Zen 4, S2-S4 and H 64-1024: 4 MiB of W_ih per step was 0.96-1.0x
+  // the time, 6 MiB and more 1.03-1.13x).
+  static constexpr Index kStepInputBytes = Index{4} << 20;
+  static constexpr Index kStepRows = 8;
   // Values below which a packing stays on one thread (a parallel region costs a few us).
   static constexpr Index kParallelPack = 32 * 1024;
 

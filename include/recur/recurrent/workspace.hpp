@@ -13,7 +13,8 @@ namespace recur::detail {
 template <class T>
 struct Workspace {
   // Caches kept from a training forward for backward (N = B*T rows, row b*T + t):
-  Buffer<T> gates;  // [N, G*H]: A, then the cell's cache (activations), then dA
+  Buffer<T> gates;  // [N, G*H]: A, then the cell's cache (activations), then dA; or [B, G*H]
+                    // (an inference that takes A one step at a time)
   Buffer<T> extra;  // [N, E*H] (training) or [B, E*H] (inference): the cell's extra cache
   Buffer<T> prev;   // K x [N, H]: the state each step started from (h: [N, R], R <= H)
   Buffer<T> m;      // projection: [N, H] (training) or [B, H]: the cell's output before W_hr
@@ -33,14 +34,14 @@ struct Workspace {
   Buffer<T> cell_grads;    // per thread: the cell's parameter gradients, summed after the loop
 
   /// Sizes for a forward over B samples x S steps of a cell with G gates, K states and E
-  /// extra columns (units of H).
+  /// extra columns (units of H); `one_step`: A for one step only.
   void for_forward(Index B, Index S, Index G, Index K, Index E, Index H, bool training,
-                   Index P = 0) {
+                   Index P = 0, bool one_step = false) {
     const Index N = B * S;
     if (P > 0) grow(m, static_cast<std::size_t>((training ? N : B) * H));
     checked_count("Recurrent: caches [batch * steps, (gates + states + extra) * hidden]",
                   {N, (G + K + E) * H}, sizeof(T));
-    grow(gates, static_cast<std::size_t>(N * G * H));
+    grow(gates, static_cast<std::size_t>((one_step ? B : N) * G * H));
     grow(r, static_cast<std::size_t>(B * G * H));
     grow(state, static_cast<std::size_t>(2 * K * B * H));
     grow(extra, static_cast<std::size_t>((training ? N : B) * E * H));
