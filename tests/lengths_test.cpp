@@ -6,10 +6,10 @@
 namespace recur::test {
 namespace {
 
-// An inference forward takes the input projection step by step when a batch slice has
-// enough samples (WeightProducts::input_by_step); a training forward, over all steps at
-// once. Their outputs and final states agree, with lengths, two layers, both directions, on
-// one and two threads (slices of 16 and 8 samples), and with the cells' variants.
+// An inference forward on one thread takes the input projection step by step (BatchSlices::
+// input_by_step); a training forward, over all steps at once. Their outputs and final states
+// agree, with lengths, two layers, both directions, and with the cells' variants; and so on
+// two threads (where both take it over all steps, each for its own slice of the batch).
 template <class Model>
 void inference_equals_training(RecurrentOptions (*vary)(RecurrentOptions) = nullptr) {
   const Index B = 16, S = 11, I = 6, H = 20;

@@ -48,11 +48,12 @@ struct BatchSlices {
       if (b1 > b0) forward_slice(c, b0, b1, in, out, training, by_step, c.products.work(p));
     });
   }
-  // Whether forward takes the input projection one step at a time (an inference whose
-  // slices are all wide enough: WeightProducts::input_by_step). A then holds one step: B
-  // rows (Workspace::for_forward), the slice's at its first sample's row. After prepare.
+  // Whether forward takes the input projection one step at a time: an inference on one
+  // thread (WeightProducts::input_by_step; on two, where both cores stream W_ih every step,
+  // it measured 1.03-1.07x the time at S2 and 1.00-1.01x at S3-S4, Zen 4, 11 rounds). A then
+  // holds one step: B rows (Workspace::for_forward). Call it after prepare.
   static bool input_by_step(const Core& c, Index B, Index S, bool training) {
-    return !training && c.products.input_by_step(B / forward_parts(c, B, S));
+    return !training && forward_parts(c, B, S) == 1 && c.products.input_by_step(B);
   }
 
   // Leaves dA (and dR, at dr_base) in the caches, writes d initial state and adds the cell's

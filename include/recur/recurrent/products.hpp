@@ -73,7 +73,7 @@ class WeightProducts {
     if (packed_input_) return w_ih_.multiply(x, m, ldx, y, ldy, work, false, update);
     by_rows(w.w_ih(), x, m, ldx, y, ldy, update);
   }
-  /// Whether a forward over slices of `rows` samples takes the input projection one step at
+  /// Whether a forward over `rows` samples on one thread takes the input projection one step at
   /// a time, just before the step's recurrent product, instead of over all steps at once. Per
   /// step, A_t is written and read back while it is in L2; over all steps, A (N x G*H) goes
   /// to memory and comes back (S2 LSTM, Zen 4: a prefetch of A_t stalled on it, 2% of the
