@@ -53,7 +53,7 @@ struct BatchSlices {
   // it measured 1.03-1.07x the time at S2 and 1.00-1.01x at S3-S4, Zen 4, 11 rounds). A then
   // holds one step: B rows (Workspace::for_forward). Call it after prepare.
   static bool input_by_step(const Core& c, Index B, Index S, bool training) {
-    return !training && forward_parts(c, B, S) == 1 && c.products.input_by_step(B);
+    return !training && forward_parts(c, B, S) == 1 && c.products.input_by_step(B, S);
   }
 
   // Leaves dA (and dR, at dr_base) in the caches, writes d initial state and adds the cell's

@@ -73,16 +73,19 @@ class WeightProducts {
     if (packed_input_) return w_ih_.multiply(x, m, ldx, y, ldy, work, false, update);
     by_rows(w.w_ih(), x, m, ldx, y, ldy, update);
   }
-  /// Whether a forward over `rows` samples on one thread takes the input projection one step at
-  /// a time, just before the step's recurrent product, instead of over all steps at once. Per
-  /// step, A_t is written and read back while it is in L2; over all steps, A (N x G*H) goes
-  /// to memory and comes back (S2 LSTM, Zen 4: a prefetch of A_t stalled on it, 2% of the
-  /// time). The price is W_ih streamed once per step instead of once per block of rows: paid
-  /// while it stays in cache (up to kStepInputBytes), and with enough rows per step for the
-  /// kernel's tiles (kStepRows).
-  bool input_by_step(Index rows) const {
+  /// Whether a forward over `rows` samples x `steps` on one thread takes the input projection
+  /// one step at a time, just before the step's recurrent product, instead of over all steps
+  /// at once. Per step, A_t is written and read back while it is in L2; over all steps, A
+  /// (N x G*H) goes to memory and comes back once it outgrows L2 (S2 LSTM, Zen 4: a prefetch
+  /// of A_t stalled on it, 2% of the time). The price is W_ih streamed once per step instead
+  /// of once per block of rows: paid while it stays in cache (up to kStepInputBytes), with
+  /// enough rows per step for the kernel's tiles (kStepRows), where A would not fit in L2
+  /// (kStepMinA).
+  bool input_by_step(Index rows, Index steps) const {
+    const Index bytes = static_cast<Index>(sizeof(T));
     return packed_input_ && packed_recurrent_ && rows >= kStepRows &&
-           w_ih_.n() * w_ih_.k() * static_cast<Index>(sizeof(T)) <= kStepInputBytes;
+           rows * steps * w_ih_.n() * bytes > kStepMinA &&
+           w_ih_.n() * w_ih_.k() * bytes <= kStepInputBytes;
   }
 
   /// Y (+)= X op(W_hh) for one step of a slice: forward h W_hh^T (from b_hh), backward dR W_hh;
@@ -175,9 +178,11 @@ class WeightProducts {
     });
     count_ = 0;
   }
-  // input_by_step's bounds (Zen 4, S2-S4 and H 64-1024: 4 MiB of W_ih per step was 0.96-1.0x
-  // the time, 6 MiB and more 1.03-1.13x).
+  // input_by_step's bounds (Zen 4, S2-S4 and H 64-1024: up to 4 MiB of W_ih per step was
+  // 0.96-1.0x the time, 6 MiB and more 1.03-1.13x; batch 8, A of 1.6-3.2 MB 0.98x, A within
+  // L2 1.00-1.04x).
   static constexpr Index kStepInputBytes = Index{4} << 20;
+  static constexpr Index kStepMinA = Index{1} << 20;
   static constexpr Index kStepRows = 8;
   // Values below which a packing stays on one thread (a parallel region costs a few us).
   static constexpr Index kParallelPack = 32 * 1024;
