@@ -242,34 +242,29 @@ class PackedWeight {
   static Index split_first(Index rest) { return (NR + rest + 1) / 2; }
   // m rows of X, x points at X[0, k0]; rows ldx apart.
   static void pack_x(const T* x, Index m, Index ldx, Index kc, T* work) {
-    const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
+    const Index full = m / NR, rest = m - full * NR;
     if (split_tail(full, rest)) {
-      pack_x(x, (full - 1) * NR, ldx, kc, work);
-      const Index w1 = split_first(rest), w2 = NR + rest - w1, r0 = (full - 1) * NR;
-      pack_rows(x + r0 * ldx, w1, ldx, kc, work + (full - 1) * NR * kc);
-      pack_rows(x + (r0 + w1) * ldx, w2, ldx, kc, work + full * NR * kc);
+      const Index r0 = (full - 1) * NR, w1 = split_first(rest), w2 = NR + rest - w1;
+      pack_x(x, r0, ldx, kc, work);  // the panels before the last full one
+      pack_panel(x + r0 * ldx, w1, w1, ldx, kc, work + r0 * kc);
+      pack_panel(x + (r0 + w1) * ldx, w2, w2, ldx, kc, work + full * NR * kc);
       return;
     }
-    for (Index j = 0; j <= full; ++j) {
-      const Index width = j < full ? NR : tail, rows = j < full ? NR : rest;
-      if (width == 0) break;
-      T* d = work + j * NR * kc;
-      Index k_done = 0;
-      if (rows == NR) k_done = transpose_rows(x + j * NR * ldx, ldx, kc, d, NR);
-      for (Index c = 0; c < rows; ++c) {
-        const T* src = x + (j * NR + c) * ldx;
-        for (Index kk = k_done; kk < kc; ++kk) d[kk * width + c] = src[kk];
-      }
-      for (Index c = rows; c < width; ++c)
-        for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = T(0);
-    }
+    for (Index j = 0; j < full; ++j)
+      pack_panel(x + j * NR * ldx, NR, NR, ldx, kc, work + j * NR * kc);
+    if (rest > 0) pack_panel(x + full * NR * ldx, rest, tail_width(rest), ldx, kc, work + full * NR * kc);
   }
-  // `width` rows of X as one panel of that width: d[kk * width + c] = x[c * ldx + kk].
-  static void pack_rows(const T* x, Index width, Index ldx, Index kc, T* d) {
-    for (Index c = 0; c < width; ++c) {
+  // `rows` rows of X as one panel `width` wide (the columns past `rows` zero):
+  // d[kk * width + c] = x[c * ldx + kk].
+  static void pack_panel(const T* x, Index rows, Index width, Index ldx, Index kc, T* d) {
+    Index k_done = 0;
+    if (rows == NR) k_done = transpose_rows(x, ldx, kc, d, NR);
+    for (Index c = 0; c < rows; ++c) {
       const T* src = x + c * ldx;
-      for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = src[kk];
+      for (Index kk = k_done; kk < kc; ++kk) d[kk * width + c] = src[kk];
     }
+    for (Index c = rows; c < width; ++c)
+      for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = T(0);
   }
   // The same from X^T: x points at X^T[k0, 0], its kc rows (m values each) ldx apart.
   static void pack_xt(const T* x, Index m, Index ldx, Index kc, T* work) {
@@ -316,15 +311,17 @@ class PackedWeight {
   template <int M>
   void panel(const T* a, const T* work, Index kc, Index full, Index rest, Index tail, T* y,
              Index ldy, Index ni, T* spill, Update<T> update, Fetcher& fetch, bool split) const {
+    // With a split tail (pack_x), the last full panel and the tail are two balanced tiles.
+    const bool two = split && split_tail(full, rest);
+    for (Index j = 0; j < (two ? full - 1 : full); ++j) {
+      fetch.next();
+      tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, update);
+    }
     if constexpr (NR == 8) {
-      if (split && split_tail(full, rest)) {  // the last 8 + rest rows as two tiles (pack_x)
-        for (Index j = 0; j + 1 < full; ++j) {
-          fetch.next();
-          tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, update);
-        }
+      if (two) {
         fetch.next();
-        const Index w1 = split_first(rest), r0 = (full - 1) * NR;
-        const T* b1 = work + (full - 1) * NR * kc;
+        const Index r0 = (full - 1) * NR, w1 = split_first(rest);
+        const T* b1 = work + r0 * kc;
         const T* b2 = work + full * NR * kc;
         T* y1 = y + r0 * ldy;
         T* y2 = y1 + w1 * ldy;
@@ -338,10 +335,6 @@ class PackedWeight {
           tile<M, 5, 1>(a, b2, kc, y2, ldy, ni, 5, spill, update);
         return;
       }
-    }
-    for (Index j = 0; j < full; ++j) {
-      fetch.next();
-      tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, update);
     }
     if (tail == 0) return;
     fetch.next();
