@@ -14,7 +14,8 @@ namespace {
 // lengths, both directions and two layers.
 template <class Model>
 void threads_match_one_thread(Index B, Index S, Index H, std::vector<Index> lengths,
-                              RecurrentOptions (*vary)(RecurrentOptions) = nullptr) {
+                              RecurrentOptions (*vary)(RecurrentOptions) = nullptr,
+                              int threads = 2) {
   if (num_threads() < 2 && !std::getenv("RECUR_REQUIRE_THREADS")) {
     set_num_threads(2);
     if (num_threads() < 2) GTEST_SKIP() << "built without OpenMP: one thread only";
@@ -39,10 +40,10 @@ void threads_match_one_thread(Index B, Index S, Index H, std::vector<Index> leng
     for (auto& p : m.named_parameters()) all.insert(all.end(), p.grad.data(), p.grad.data() + p.grad.size());
     return all;
   };
-  const auto one = run(1), two = run(2);
+  const auto one = run(1), many = run(threads);
   set_num_threads(0);
-  ASSERT_EQ(one.size(), two.size());
-  EXPECT_TRUE(close("two threads vs one", two.data(), one, 1e-12));
+  ASSERT_EQ(one.size(), many.size());
+  EXPECT_TRUE(close((std::to_string(threads) + " threads vs one").c_str(), many.data(), one, 1e-12));
 }
 
 const std::vector<Index> kThreadsLengths{17, 3, 0, 17, 9, 16, 1, 17, 12};
@@ -91,6 +92,12 @@ TEST(Threads, BatchOneMatchesOneThreadGRU) {
 TEST(Threads, BatchOneMatchesOneThreadRNN) {
   threads_match_one_thread<RNN<double>>(1, 20, 136, {20});
   threads_match_one_thread<RNN<double>>(1, 20, 136, {13});
+}
+// Three threads on H = 200 (13 chunks: 5 + 4 + 4), more threads than this machine's cores:
+// each waits for two others' progress, and waiters yield.
+TEST(Threads, BatchOneMatchesOneThreadThreeParts) {
+  threads_match_one_thread<LSTM<double>>(1, 20, 200, {20}, nullptr, 3);
+  threads_match_one_thread<GRU<double>>(1, 20, 200, {13}, nullptr, 3);
 }
 
 // One model used from two threads at once is detected (it corrupted memory): the second call

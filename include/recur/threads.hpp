@@ -7,7 +7,7 @@
 // A recurrent layer gives each thread a contiguous slice of the batch for the whole time loop
 // (samples are independent, so the threads never wait for each other inside the loop) and
 // splits the weight-gradient products by output rows; with one sample it splits the hidden
-// units of every step instead (one barrier per step). Eigen's own products inside a slice
+// units of every step instead (the threads meet once per step). Eigen's own products inside a slice
 // run single-threaded (no oversubscription). Results are bit-for-bit reproducible for a given
 // number of threads.
 #pragma once
@@ -101,6 +101,22 @@ inline std::pair<Index, Index> split(Index n, int p, int parts) {
   return {begin, begin + q + (p < r ? 1 : 0)};
 }
 
+// Spins (then yields, so an oversubscribed machine still makes progress) until done().
+template <class Done>
+void spin_until(Done&& done) {
+  for (int spins = 0; !done(); ++spins) {
+    if (spins < 64) {  // ~1 us in all; lets an SMT sibling run
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+      __builtin_ia32_pause();
+#elif defined(__GNUC__) && defined(__aarch64__)
+      __asm__ __volatile__("yield");
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 // A barrier for the n threads of one parallel region, for loops that synchronise at every
 // time step (a few hundred nanoseconds apart, where an OpenMP barrier costs about three times
 // as much as this one here). Waiters spin, then yield, so an oversubscribed machine still
@@ -115,24 +131,35 @@ class SpinBarrier {
       gen_.store(gen + 1, std::memory_order_release);
       return;
     }
-    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
-      if (spins < 64)
-        pause();  // ~1 us in all; lets an SMT sibling run
-      else
-        std::this_thread::yield();
-    }
+    spin_until([&] { return gen_.load(std::memory_order_acquire) != gen; });
   }
 
  private:
-  static void pause() {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_ia32_pause();
-#elif defined(__GNUC__) && defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-  }
   alignas(64) std::atomic<int> count_{0};
   alignas(64) std::atomic<unsigned> gen_{0};
+};
+
+// Progress of the n threads of one parallel region through a loop of steps, for loops where a
+// thread needs the others' results of a step only at one point of the next: each thread
+// publishes how many steps it has done, and waits for the others' count where it reads their
+// results, so the work before that point overlaps their last step (a barrier would wait at
+// the end of every step). Everything a thread wrote before publish(p, k) is visible to a
+// thread after its wait_others(., ., k).
+class StepProgress {
+ public:
+  static constexpr int kMaxParts = 64;
+  void publish(int p, Index steps) { done_[p].steps.store(steps, std::memory_order_release); }
+  void wait_others(int p, int n, Index steps) const {
+    for (int q = 0; q < n; ++q)
+      if (q != p)
+        spin_until([&] { return done_[q].steps.load(std::memory_order_acquire) >= steps; });
+  }
+
+ private:
+  struct alignas(64) Slot {
+    std::atomic<Index> steps{0};
+  };
+  Slot done_[kMaxParts];
 };
 
 // Threads worth using for `work` multiply-adds over `items` independent items.
