@@ -9,7 +9,21 @@
 
 #include <limits>
 
+#ifdef RECUR_TEST_TUNED  // gemm_tuned_test: the kernel under tuning values other than the defaults
+#undef RECUR_GEMM_TILE_ROWS
+#undef RECUR_GEMM_DEPTH_BLOCK
+#undef RECUR_GEMM_X_BLOCK_BYTES
+#undef RECUR_GEMM_XT_ROWS
+#define RECUR_GEMM_TILE_ROWS 4      // the 16-register machines' tile
+#define RECUR_GEMM_DEPTH_BLOCK 16   // blocks small enough that the sweep crosses them
+#define RECUR_GEMM_X_BLOCK_BYTES 1024
+#define RECUR_GEMM_XT_ROWS 8
+#endif
 #include <recur/detail/gemm.hpp>
+#ifdef RECUR_TEST_TUNED
+static_assert(recur::detail::tuning::kTileRows == 4 && recur::detail::tuning::kDepthBlock == 16,
+              "gemm_tuned_test must run the kernel under its own tuning values");
+#endif
 #include <recur/detail/matvec.hpp>
 
 namespace {

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "recur/detail/tuning.hpp"
 #include "recur/types.hpp"
 
 #if defined(_OPENMP)
@@ -165,7 +166,7 @@ class StepProgress {
 // Threads worth using for `work` multiply-adds over `items` independent items.
 inline int threads_for(Index items, double work) {
   const int n = num_threads();
-  if (n <= 1 || items < 2 || work < 2e5) return 1;
+  if (n <= 1 || items < 2 || work < tuning::kParallelMinWork) return 1;
   return static_cast<int>(std::min<Index>(n, items));
 }
 

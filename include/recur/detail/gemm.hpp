@@ -28,6 +28,7 @@
 #include <algorithm>
 
 #include "recur/detail/eigen.hpp"
+#include "recur/detail/tuning.hpp"
 #include "recur/threads.hpp"
 #include "recur/types.hpp"
 
@@ -82,7 +83,7 @@ class PackedWeight {
   static constexpr Index P = Eigen::internal::unpacket_traits<Packet>::size;
   static constexpr Index MP = 3;  // packets per tile along n
   static constexpr Index MR = MP * P;
-  static constexpr Index NR = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 4;
+  static constexpr Index NR = tuning::kTileRows;  // 8 with 32 vector registers, 4 with 16
 
  public:
   /// Packs op(W) for products X * op(W). W is row-major, `rows` x `cols`, rows `ld` apart
@@ -214,14 +215,14 @@ class PackedWeight {
     Index per_row_ = 0, share_ = 0, left_ = 0, row_ = 0, col_ = 0;
   };
 
-  static constexpr Index kKc = 512;  // depth block
-  static constexpr Index kXtRows = 256;  // rows of X packed at once when it is given as X^T
+  static constexpr Index kKc = tuning::kDepthBlock;  // depth block
+  static constexpr Index kXtRows = tuning::kXtRows;  // rows of X packed at once when it is given as X^T
   // Width of a panel holding ni (<= MR) outputs: whole packets.
   static Index panel_width(Index ni) { return (ni + P - 1) / P * P; }
-  // Rows of X per block: its packed copy takes about 128 KiB.
+  // Rows of X per block: its packed copy takes about tuning::kXBlockBytes (128 KiB).
   Index block_rows() const {
     const Index depth = std::max<Index>(std::min(k_, kKc), 1);
-    const Index rows = (Index{128 * 1024} / static_cast<Index>(sizeof(T))) / depth;
+    const Index rows = (tuning::kXBlockBytes / static_cast<Index>(sizeof(T))) / depth;
     return std::max(NR, rows / NR * NR);
   }
 

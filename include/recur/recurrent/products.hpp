@@ -21,6 +21,7 @@
 #include <array>
 
 #include "recur/detail/gemm.hpp"
+#include "recur/detail/tuning.hpp"
 #include "recur/recurrent/weights.hpp"
 #include "recur/threads.hpp"
 
@@ -78,14 +79,15 @@ class WeightProducts {
   /// at once. Per step, A_t is written and read back while it is in L2; over all steps, A
   /// (N x G*H) goes to memory and comes back once it outgrows L2 (S2 LSTM, Zen 4: a prefetch
   /// of A_t stalled on it, 2% of the time). The price is W_ih streamed once per step instead
-  /// of once per block of rows: paid while it stays in cache (up to kStepInputBytes), with
-  /// enough rows per step for the kernel's tiles (kStepRows), where A would not fit in L2
-  /// (kStepMinA).
+  /// of once per block of rows: paid while it stays in cache, with enough rows per step for
+  /// the kernel's tiles, where A would not fit in L2 (tuning.hpp's RECUR_STEP_INPUT_*;
+  /// Zen 4, S2-S4 and H 64-1024: up to 4 MiB of W_ih per step was 0.96-1.0x the time, 6 MiB
+  /// and more 1.03-1.13x; batch 8, A of 1.6-3.2 MB 0.98x, A within L2 1.00-1.04x).
   bool input_by_step(Index rows, Index steps) const {
     const Index bytes = static_cast<Index>(sizeof(T));
-    return packed_input_ && packed_recurrent_ && rows >= kStepRows &&
-           rows * steps * w_ih_.n() * bytes > kStepMinA &&
-           w_ih_.n() * w_ih_.k() * bytes <= kStepInputBytes;
+    return packed_input_ && packed_recurrent_ && rows >= tuning::kStepInputMinRows &&
+           rows * steps * w_ih_.n() * bytes > tuning::kStepInputMinABytes &&
+           w_ih_.n() * w_ih_.k() * bytes <= tuning::kStepInputMaxBytes;
   }
 
   /// Y (+)= X op(W_hh) for one step of a slice: forward h W_hh^T (from b_hh), backward dR W_hh;
@@ -171,21 +173,14 @@ class WeightProducts {
   void pack_queued() {
     Index total = 0;
     for (int i = 0; i < count_; ++i) total += queued_[i].to->n() * queued_[i].to->k();
-    const int parts = total >= kParallelPack ? std::max(1, num_threads()) : 1;
+    // (Below tuning::kParallelPackMin values on one thread: a parallel region costs a few us.)
+    const int parts = total >= tuning::kParallelPackMin ? std::max(1, num_threads()) : 1;
     parallel(parts, [&](int p, int n) {
       for (int i = 0; i < count_; ++i)
         queued_[i].to->pack_part(queued_[i].w, queued_[i].ld, p, n);
     });
     count_ = 0;
   }
-  // input_by_step's bounds (Zen 4, S2-S4 and H 64-1024: up to 4 MiB of W_ih per step was
-  // 0.96-1.0x the time, 6 MiB and more 1.03-1.13x; batch 8, A of 1.6-3.2 MB 0.98x, A within
-  // L2 1.00-1.04x).
-  static constexpr Index kStepInputBytes = Index{4} << 20;
-  static constexpr Index kStepMinA = Index{1} << 20;
-  static constexpr Index kStepRows = 8;
-  // Values below which a packing stays on one thread (a parallel region costs a few us).
-  static constexpr Index kParallelPack = 32 * 1024;
 
   // Per-thread scratch of at least `per_thread` elements (64-byte apart slots).
   void reserve_work(Index per_thread) {

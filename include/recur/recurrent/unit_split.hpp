@@ -36,8 +36,10 @@ struct UnitSplit {
   /// Threads worth splitting B samples x S steps of H units over (1: do not use this one).
   static int parts(Index B, Index S, Index H) {
     if (B != 1 || S < 8) return 1;
-    // At least 64 units a thread: below that a step's product is too short to repay the barrier.
-    const int n = std::min({num_threads(), static_cast<int>(H / 64), StepProgress::kMaxParts});
+    // At least 64 units a thread (tuning.hpp): below that a step's product is too short to
+    // repay the threads meeting once per step.
+    const int n = std::min({num_threads(), static_cast<int>(H / tuning::kUnitsPerThread),
+                            StepProgress::kMaxParts});
     return n >= 2 ? n : 1;
   }
 
