@@ -48,14 +48,18 @@ struct UnitSplit {
     c.load_states(in.state, c.state_pair(c.ws.state.data(), 1, 0).first, 0, 1);
     SpinBarrier barrier;
     StepProgress progress;
-    parallel(nparts, [&](int p, int n) { forward_units(c, p, n, in, out, training, barrier, progress); });
+    parallel(nparts, [&](int p, int n) {
+      forward_units(c, p, n, in, out, training, barrier, progress);
+    });
   }
 
   static void backward(Core& c, const In& d_out, const Out& d_in, T* dr_base, int nparts) {
     c.ws.for_units(G, c.extra(), c.hidden(), /*weights=*/false);
     c.load_states(d_out.state, c.state_pair(c.ws.dstate.data(), 1, 0).first, 0, 1);
     StepProgress progress;
-    parallel(nparts, [&](int p, int n) { backward_units(c, p, n, d_out, d_in, dr_base, progress); });
+    parallel(nparts, [&](int p, int n) {
+      backward_units(c, p, n, d_out, d_in, dr_base, progress);
+    });
   }
 
  private:
