@@ -11,8 +11,9 @@ rounds; in each round every binary runs the cases back to back (the order rotate
 thread count. Prints, per candidate, the median over rounds of its time / the default's time
 measured in the same round (below 1: the candidate is faster), per case and as a geometric
 mean, after an A/A line (the defaults against themselves: how far this run's noise reaches).
-A value that wins beyond that noise goes into the build as a compile definition (docs/performance.md, "Tuning a new CPU"); the machine's name is printed with the
-table, as every table here names its CPU.
+A value that wins beyond that noise goes into the build as a compile definition
+(docs/performance.md, "Tuning a new CPU"); the machine's name is printed with the table, as
+every table here names its CPU.
 """
 import argparse
 import json
@@ -85,8 +86,8 @@ def main():
                 for case, ms in run(binaries[tag], a.filter, t).items():
                     times.setdefault((tag, t, case), []).append(ms)
         print(f"round {r + 1} of {a.rounds} done", flush=True)
-    print(f"\nMachine: {describe()}. Time / the default's time, median over {a.rounds} paired rounds "
-          f"(< 1: faster).\n")
+    print(f"\nMachine: {describe()}. Time / the default's time, median over {a.rounds} "
+          f"paired rounds (< 1: faster).\n")
     cases = sorted({k[2] for k in times})
     for tag, _ in candidates:
         print(f"{tag}:")

@@ -7,9 +7,9 @@
 // A recurrent layer gives each thread a contiguous slice of the batch for the whole time loop
 // (samples are independent, so the threads never wait for each other inside the loop) and
 // splits the weight-gradient products by output rows; with one sample it splits the hidden
-// units of every step instead (the threads meet once per step). Eigen's own products inside a slice
-// run single-threaded (no oversubscription). Results are bit-for-bit reproducible for a given
-// number of threads.
+// units of every step instead (the threads meet once per step). Eigen's own products inside a
+// slice run single-threaded (no oversubscription). Results are bit-for-bit reproducible for a
+// given number of threads.
 #pragma once
 
 #include <algorithm>

@@ -216,7 +216,7 @@ class PackedWeight {
   };
 
   static constexpr Index kKc = tuning::kDepthBlock;  // depth block
-  static constexpr Index kXtRows = tuning::kXtRows;  // rows of X packed at once when it is given as X^T
+  static constexpr Index kXtRows = tuning::kXtRows;  // rows of X packed at once, X given as X^T
   // Width of a panel holding ni (<= MR) outputs: whole packets.
   static Index panel_width(Index ni) { return (ni + P - 1) / P * P; }
   // Rows of X per block: its packed copy takes about tuning::kXBlockBytes (128 KiB).
@@ -253,7 +253,8 @@ class PackedWeight {
     }
     for (Index j = 0; j < full; ++j)
       pack_panel(x + j * NR * ldx, NR, NR, ldx, kc, work + j * NR * kc);
-    if (rest > 0) pack_panel(x + full * NR * ldx, rest, tail_width(rest), ldx, kc, work + full * NR * kc);
+    if (rest > 0)
+      pack_panel(x + full * NR * ldx, rest, tail_width(rest), ldx, kc, work + full * NR * kc);
   }
   // `rows` rows of X as one panel `width` wide (the columns past `rows` zero):
   // d[kk * width + c] = x[c * ldx + kk].
