@@ -105,6 +105,45 @@ void sweep() {
         for (Index k : {3, 33}) check<T>(20, n, k, op, 1, false, kBias, parts);
 }
 
+// multiply_xt with two weights sharing each packed block of X (given as X^T) and X's row
+// sums (the weight gradients dW_ih += dA^T X, dW_hh += dA^T H_prev and the bias sums, when a
+// cell's dR is its dA): each output against Eigen's product, the sums against Eigen's.
+template <class T>
+void check_two(Index m, Index n1, Index n2, Index k) {
+  Matrix<T> xs = Matrix<T>::Random(k, m + 3);  // X^T [k, m], row stride m + 3
+  Matrix<T> w1 = Matrix<T>::Random(k, n1), w2 = Matrix<T>::Random(k, n2);
+  Matrix<T> y1 = Matrix<T>::Random(m, n1), y2 = Matrix<T>::Random(m, n2 + 2);
+  Eigen::Matrix<T, 1, Eigen::Dynamic> sums = Eigen::Matrix<T, 1, Eigen::Dynamic>::Random(m);
+  const Matrix<T> ref1 = y1 + xs.leftCols(m).transpose() * w1;
+  Matrix<T> ref2 = y2;
+  ref2.leftCols(n2) += xs.leftCols(m).transpose() * w2;
+  const Eigen::Matrix<T, 1, Eigen::Dynamic> ref_sums = sums + xs.leftCols(m).colwise().sum();
+  recur::detail::PackedWeight<T> p1, p2;
+  p1.pack(w1.data(), k, n1, WeightOp::AsIs);
+  p2.pack(w2.data(), k, n2, WeightOp::AsIs);
+  recur::detail::Buffer<T> work(
+      static_cast<std::size_t>(std::max(p1.workspace_size(m, true), p2.workspace_size(m, true))));
+  using Target = typename recur::detail::PackedWeight<T>::Target;
+  p1.multiply_xt(xs.data(), m, xs.cols(),
+                 {Target{&p1, y1.data(), y1.cols()}, Target{&p2, y2.data(), y2.cols()}},
+                 work.data(), recur::detail::Update<T>::add(), sums.data());
+  const double tol = (std::is_same_v<T, float> ? 2e-5 : 1e-13) * static_cast<double>(k);
+  EXPECT_LE(static_cast<double>((ref1 - y1).cwiseAbs().maxCoeff()), tol) << "m=" << m << " k=" << k;
+  EXPECT_LE(static_cast<double>((ref2 - y2).cwiseAbs().maxCoeff()), tol) << "m=" << m << " k=" << k;
+  EXPECT_EQ(y2.rightCols(2), ref2.rightCols(2));  // padding untouched
+  EXPECT_LE(static_cast<double>((ref_sums - sums).cwiseAbs().maxCoeff()), tol)
+      << "m=" << m << " k=" << k;
+}
+
+TEST(PackedWeight, TwoWeightsShareXtAndSumItsRows) {
+  // Row groups (256 rows of X at a time) and depth blocks (512) crossed, tails of both panels.
+  for (Index m : {1, 9, 40, 300, 601})
+    for (Index k : {1, 33, 1100}) {
+      check_two<float>(m, 50, 20, k);
+      check_two<double>(m, 16, 49, k);
+    }
+}
+
 TEST(PackedWeight, MatchesEigenFloat) { sweep<float>(); }
 TEST(PackedWeight, MatchesEigenDouble) { sweep<double>(); }
 

@@ -257,18 +257,10 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
                        d_x.outerStride(), work, update);
       }
       const auto [g0, g1] = detail::split(GH, p, n);
-      const Index ng = g1 - g0;
-      products.weight_grads(w, dA.data(), dR.data(), g0, g1, work);
+      products.weight_grads(w, dA.data(), dR.data(), g0, g1, work);  // (and the biases')
       if (P > 0) {
         const auto [p0, p1] = detail::split(P, p, n);
         products.projection_grads(w, core_.ws.dproj.data(), p0, p1, work);
-      }
-      // Bias gradients: column sums, taken row by row (contiguous, vectorised).
-      auto db_ih = w.d_b_ih().segment(g0, ng);
-      auto db_hh = w.d_b_hh().segment(g0, ng);
-      for (Index r = 0; r < N; ++r) {
-        db_ih += dA.row(r).segment(g0, ng);
-        db_hh += dR.row(r).segment(g0, ng);
       }
     });
   }

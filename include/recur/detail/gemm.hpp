@@ -26,6 +26,7 @@
 // AVX2, AVX-512 and NEON alike.
 
 #include <algorithm>
+#include <array>
 
 #include "recur/detail/eigen.hpp"
 #include "recur/detail/tuning.hpp"
@@ -166,22 +167,7 @@ class PackedWeight {
   void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work, bool x_transposed = false,
                 Update<T> update = Update<T>::add(), Ahead<T> ahead = {}) const {
     const Index mb = block_rows();
-    if (x_transposed) {
-      // X^T's rows (dA^T: one row per sample and step) lie far apart. Each depth block packs
-      // up to kXtRows rows of X at once, so every row of X^T is read in one long run instead
-      // of one short piece per block of mb rows; the row blocks then take their part of it.
-      const Index sb = std::max(kXtRows, mb);
-      for (Index r0 = 0; r0 < m; r0 += sb)
-        for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
-          const Index ms = std::min(sb, m - r0), kc = std::min(kKc, k_ - k0);
-          pack_xt(x + k0 * ldx + r0, ms, ldx, kc, work);
-          T* spill = work + (ms + NR - 1) / NR * NR * kc;
-          for (Index r = 0; r < ms; r += mb)
-            panels(work + r * kc, std::min(mb, ms - r), k0, kc, y + (r0 + r) * ldy, ldy, spill,
-                   k0 == 0 ? update : Update<T>::add());
-        }
-      return;
-    }
+    if (x_transposed) return multiply_xt(x, m, ldx, {Target{this, y, ldy}, Target{}}, work, update);
     for (Index r = 0; r < m; r += mb)
       for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
         const Index rows = std::min(mb, m - r), kc = std::min(kKc, k_ - k0);
@@ -189,6 +175,41 @@ class PackedWeight {
         panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
                k0 == 0 ? update : Update<T>::add(), r == 0 && k0 == 0 ? ahead : Ahead<T>{},
                /*split=*/true);
+      }
+  }
+
+  /// One output of multiply_xt: Y (rows ldy apart) of the product with weight w.
+  struct Target {
+    const PackedWeight* w = nullptr;
+    T* y = nullptr;
+    Index ldy = 0;
+  };
+  /// With X given as X^T ([k, m], rows ldx apart; the weight gradients' dA^T): Y (+)= X op(W)
+  /// for each target's weight (all with this one's k and depth blocking; a null w is
+  /// skipped), every packed block of X shared by them: X^T's rows (one per sample and step)
+  /// lie far apart, and packing them is the part of the product that is not multiply-adds.
+  /// With `sums`, also sums[r] += the sum over kk of X[r, kk] (the bias gradients), taken
+  /// from the rows as they are packed, in order of kk. `work`: workspace_size(m, true).
+  void multiply_xt(const T* x, Index m, Index ldx, std::array<Target, 2> to, T* work,
+                   Update<T> update = Update<T>::add(), T* sums = nullptr) const {
+    // Each depth block packs up to kXtRows rows of X at once, so every row of X^T is read in
+    // one long run instead of one short piece per block of mb rows; the row blocks then take
+    // their part of it.
+    const Index mb = block_rows(), sb = std::max(kXtRows, mb);
+    for (const Target& t : to) {
+      eigen_assert(!t.w || (t.w->k_ == k_ && t.w->block_rows() == mb));
+      (void)t;
+    }
+    for (Index r0 = 0; r0 < m; r0 += sb)
+      for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
+        const Index ms = std::min(sb, m - r0), kc = std::min(kKc, k_ - k0);
+        pack_xt(x + k0 * ldx + r0, ms, ldx, kc, work, sums ? sums + r0 : nullptr);
+        T* spill = work + (ms + NR - 1) / NR * NR * kc;
+        for (const Target& t : to)
+          if (t.w)
+            for (Index r = 0; r < ms; r += mb)
+              t.w->panels(work + r * kc, std::min(mb, ms - r), k0, kc, t.y + (r0 + r) * t.ldy,
+                          t.ldy, spill, k0 == 0 ? update : Update<T>::add());
       }
   }
 
@@ -268,8 +289,9 @@ class PackedWeight {
     for (Index c = rows; c < width; ++c)
       for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = T(0);
   }
-  // The same from X^T: x points at X^T[k0, 0], its kc rows (m values each) ldx apart.
-  static void pack_xt(const T* x, Index m, Index ldx, Index kc, T* work) {
+  // The same from X^T: x points at X^T[k0, 0], its kc rows (m values each) ldx apart. With
+  // `sums`, also sums[c] += x[kk * ldx + c] for every row kk, in order.
+  static void pack_xt(const T* x, Index m, Index ldx, Index kc, T* work, T* sums) {
     const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
     constexpr Index kLine = 64 / static_cast<Index>(sizeof(T)), kAhead = 8;
     for (Index kk = 0; kk < kc; ++kk) {  // one row of X^T at a time, spread over the panels
@@ -282,6 +304,10 @@ class PackedWeight {
         T* d = work + full * NR * kc + kk * tail;
         std::copy(src + full * NR, src + m, d);
         std::fill(d + rest, d + tail, T(0));
+      }
+      if (sums) {
+        using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
+        Eigen::Map<Row>(sums, m) += Eigen::Map<const Row>(src, m);
       }
     }
   }

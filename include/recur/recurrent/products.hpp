@@ -123,25 +123,49 @@ class WeightProducts {
       reserve_work(w_hr_.workspace_size(w.proj_size(), /*x_transposed=*/true));
     }
     const Index GH = w.gate_rows();
-    reserve_work(std::max(x_.workspace_size(GH, /*x_transposed=*/true),
-                          w_hh_.workspace_size(GH, /*x_transposed=*/true)));
+    sums_at_ = std::max(x_.workspace_size(GH, /*x_transposed=*/true),
+                        w_hh_.workspace_size(GH, /*x_transposed=*/true));
     if (late_ > 0) {
       queue(w_late_, v, N, w.recurrent_size(), WeightOp::AsIs, ldv);
-      reserve_work(w_late_.workspace_size(GH, /*x_transposed=*/true));
+      sums_at_ = std::max(sums_at_, w_late_.workspace_size(GH, /*x_transposed=*/true));
     }
+    reserve_work(sums_at_ + GH);  // (after the products' scratch: GH column sums)
     pack_queued();
   }
-  /// dW_ih += dA^T X and dW_hh += dR^T H_prev (its late rows: dR^T V) for the gate rows
-  /// [g0, g1); dA, dR: [N, G*H].
+  /// dW_ih += dA^T X and dW_hh += dR^T H_prev (its late rows: dR^T V), and the bias
+  /// gradients db_ih += dA's column sums, db_hh += dR's, for the gate rows [g0, g1); dA, dR:
+  /// [N, G*H]. `work`: this thread's (prepare_weight_grads made room for g1 - g0 sums).
   void weight_grads(RecurrentWeights<T>& w, const T* dA, const T* dR, Index g0, Index g1,
                     T* work) const {
+    using Target = typename PackedWeight<T>::Target;
     const Index ng = g1 - g0, GH = w.gate_rows(), I = w.input_size(), H = w.recurrent_size();
-    x_.multiply(dA + g0, ng, GH, w.d_w_ih().data() + g0 * I, I, work, true);
+    T* dw_ih = w.d_w_ih().data() + g0 * I;
+    T* dw_hh = w.d_w_hh().data() + g0 * H;
+    T* db_ih = w.d_b_ih().data() + g0;
+    T* db_hh = w.d_b_hh().data() + g0;
     const Index split = std::clamp(GH - late_, g0, g1);
+    if (dR == dA && split == g1) {
+      // The cell's dR is its dA (RNN, LSTM): one pass over dA^T feeds both products and one
+      // column sum both biases (measured: see products_bench in docs/performance.md).
+      T* sums = work + sums_at_;
+      std::fill(sums, sums + ng, T(0));
+      x_.multiply_xt(dA + g0, ng, GH, {Target{&x_, dw_ih, I}, Target{&w_hh_, dw_hh, H}}, work,
+                     Update<T>::add(), sums);
+      for (Index g = 0; g < ng; ++g) {
+        db_ih[g] += sums[g];
+        db_hh[g] += sums[g];
+      }
+      return;
+    }
+    x_.multiply_xt(dA + g0, ng, GH, {Target{&x_, dw_ih, I}, Target{}}, work, Update<T>::add(),
+                   db_ih);
     if (split > g0)
-      w_hh_.multiply(dR + g0, split - g0, GH, w.d_w_hh().data() + g0 * H, H, work, true);
+      w_hh_.multiply_xt(dR + g0, split - g0, GH, {Target{&w_hh_, dw_hh, H}, Target{}}, work,
+                        Update<T>::add(), db_hh);
     if (g1 > split)
-      w_late_.multiply(dR + split, g1 - split, GH, w.d_w_hh().data() + split * H, H, work, true);
+      w_late_.multiply_xt(dR + split, g1 - split, GH,
+                          {Target{&w_late_, w.d_w_hh().data() + split * H, H}, Target{}}, work,
+                          Update<T>::add(), db_hh + (split - g0));
   }
 
   /// dW_hr += dH^T M for the rows [p0, p1) of W_hr; dH: [N, P].
@@ -221,6 +245,7 @@ class WeightProducts {
   int count_ = 0;
   Buffer<T> work_;               // per thread: the packed rows of the current product
   Index work_stride_ = 0;
+  Index sums_at_ = 0;            // weight_grads: where in `work` its column sums go
 };
 
 }  // namespace recur::detail
