@@ -42,7 +42,7 @@ class GRUCell {
   using Scalar = T;
   static constexpr Index kGates = 3;
   static constexpr Index kStates = 1;
-  static constexpr Index kExtra = 2;  // at most; extra_columns() says how many
+  static constexpr Index kExtra = 2;             // at most; extra_columns() says how many
   static constexpr bool kSameGateGrads = false;  // the n block differs: d r_n = d a_n * r
 
   using StatesIn = std::array<ConstRows<T>, kStates>;
@@ -66,7 +66,8 @@ class GRUCell {
 
   /// Reset before the product: r, z (into a) and v = r * h (into extra) from the early part
   /// of r.
-  EIGEN_DONT_INLINE void early_step(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
+  EIGEN_DONT_INLINE void early_step(Rows<T> a, Rows<T> r, const StatesIn& prev,
+                                    Rows<T> extra) const {
     if (clip_ > 0)
       early_rows<true>(a, r, prev, extra);
     else
@@ -91,8 +92,8 @@ class GRUCell {
   }
 
   /// Reset before the product, given dv = d (n pre-activation) W_hn: d r = dv * h, d h += dv * r.
-  void backward_late(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
-                     ConstRows<T> dv, StatesOut dprev) const {
+  RECUR_FLATTEN void backward_late(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
+                                   ConstRows<T> dv, StatesOut dprev) const {
     const Index H = dprev[0].cols();
     const bool clip = clip_ > 0;
     for (Index b = 0; b < a.rows(); ++b) {
@@ -117,7 +118,7 @@ class GRUCell {
  private:
   // Not inlined (EIGEN_DONT_INLINE), as LSTMCell::forward_variant: compile time.
   EIGEN_DONT_INLINE void forward_variant(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
-                                      Rows<T> extra) const {
+                                         Rows<T> extra) const {
     dispatch([&](auto before, auto clip) {
       forward_rows<decltype(before)::value, decltype(clip)::value>(a, r, prev, next, extra);
     });
@@ -136,7 +137,7 @@ class GRUCell {
   }
 
   template <bool Clip>
-  void early_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
+  RECUR_FLATTEN void early_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
     const Index H = prev[0].cols();
     const T clip = clip_;
     for (Index b = 0; b < a.rows(); ++b) {
@@ -162,8 +163,8 @@ class GRUCell {
   }
 
   template <bool Before, bool Clip>
-  void forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
-                    Rows<T> extra) const {
+  RECUR_FLATTEN void forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+                                  Rows<T> extra) const {
     const Index H = next[0].cols();
     const T clip = clip_;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
@@ -207,8 +208,8 @@ class GRUCell {
   }
 
   template <bool Before, bool Clip>
-  void backward_rows(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
-                     const StatesIn& dnext, StatesOut dprev) const {
+  RECUR_FLATTEN void backward_rows(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
+                                   const StatesIn& dnext, StatesOut dprev) const {
     const Index H = dnext[0].cols();
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
       T* ar = detail::row_data(a, b);

@@ -72,8 +72,9 @@ class LSTMCell {
         plain_(!o.peephole && o.cell_clip == 0 && o.layer_norm == LayerNorm::None) {
     detail::require(o.cell_clip >= 0 && std::isfinite(o.cell_clip),
                     "LSTM: cell_clip must be finite and >= 0 (0: no clip), got ", o.cell_clip);
-    detail::require(o.linear_before_reset,
-                    "LSTM: linear_before_reset = false is a GRU option (an LSTM has no reset gate)");
+    detail::require(
+        o.linear_before_reset,
+        "LSTM: linear_before_reset = false is a GRU option (an LSTM has no reset gate)");
     detail::require(o.layer_norm_eps > 0 && std::isfinite(o.layer_norm_eps),
                     "LSTM: layer_norm_eps must be finite and > 0, got ", o.layer_norm_eps);
     detail::require(ln_ == LayerNorm::None || (!o.peephole && o.cell_clip == 0),
@@ -133,7 +134,7 @@ class LSTMCell {
   // fixed-size steps flatten the plain path for each common hidden size, and every variant
   // inlined there too took a translation unit that streams floats from ~50 s to ~120 s.
   EIGEN_DONT_INLINE void forward_variant(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
-                                      Rows<T> extra) const {
+                                         Rows<T> extra) const {
     if (ln_ != LayerNorm::None) {
       if (ln_ == LayerNorm::TFAddons) return ln_forward_rows<true>(a, r, prev, next, extra);
       return ln_forward_rows<false>(a, r, prev, next, extra);
@@ -156,8 +157,8 @@ class LSTMCell {
   }
 
   template <bool Peep, bool Clip>
-  void forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
-                    Rows<T> extra) const {
+  RECUR_FLATTEN void forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
+                                  Rows<T> extra) const {
     const Index H = next[0].cols();
     const T* p = p_;
     const T clip = clip_;
@@ -207,8 +208,8 @@ class LSTMCell {
   }
 
   template <bool Peep, bool Clip>
-  void backward_rows(Rows<T> a, const StatesIn& prev, ConstRows<T> extra,
-                     const StatesIn& dnext, StatesOut dprev, T* grads) const {
+  RECUR_FLATTEN void backward_rows(Rows<T> a, const StatesIn& prev, ConstRows<T> extra,
+                                   const StatesIn& dnext, StatesOut dprev, T* grads) const {
     const Index H = dnext[0].cols();
     const T* p = p_;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
@@ -417,7 +418,8 @@ class LSTMCell {
   LayerNorm ln_ = LayerNorm::None;
   T eps_ = T(1e-5);
   bool plain_ = true;  // none of the above: forward_step's inlined path
-  const T* p_ = nullptr;  // peephole [3, H] or the layer norms' gains and shifts, bound by the layer
+  const T* p_ =
+      nullptr;  // peephole [3, H] or the layer norms' gains and shifts, bound by the layer
 };
 
 }  // namespace recur

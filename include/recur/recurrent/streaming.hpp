@@ -16,30 +16,13 @@
 #include <type_traits>
 #include <vector>
 
+#include "recur/cells/chunks.hpp"  // (RECUR_FLATTEN)
 #include "recur/cells/contract.hpp"
 #include "recur/detail/check.hpp"
 #include "recur/detail/gemm.hpp"
 #include "recur/detail/matvec.hpp"
 #include "recur/recurrent/core.hpp"
 
-// Inline every call in the function (GCC, Clang): with the sizes constants, the cell's gate
-// math and the product unroll completely. Not under AddressSanitizer: there the flattened,
-// instrumented functions took GCC minutes per translation unit (the code run is the same,
-// only not inlined).
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RECUR_NO_FLATTEN
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define RECUR_NO_FLATTEN
-#endif
-#if defined(__GNUC__) && !defined(RECUR_NO_FLATTEN)
-#define RECUR_FLATTEN __attribute__((flatten))
-#else
-#define RECUR_FLATTEN
-#endif
-#undef RECUR_NO_FLATTEN
 
 namespace recur::detail {
 
