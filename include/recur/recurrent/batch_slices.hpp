@@ -76,7 +76,8 @@ struct BatchSlices {
     if (NP > 0) {
       Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> total(c.weights.cell_grads(), NP);
       for (int p = 0; p < parts; ++p)
-        total += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(c.ws.cell_grads.data() + p * NP, NP);
+        total += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(
+            c.ws.cell_grads.data() + p * NP, NP);
     }
   }
 
@@ -106,13 +107,28 @@ struct BatchSlices {
     Rows<T> R = rows(c.ws.r.data() + b0 * GH, Bs, GH);
 
     const bool drop = c.dropping;  // recurrent dropout: the products read h * mask
+    // Where every sample takes the step, the cell writes h straight into the step's rows of
+    // the output, and the next step reads it there (instead of a copy from the state buffer
+    // into the output: ~1% of the S2 LSTM forward). Not with dropout or a projection, whose
+    // h is not the cell's. h = (hcur, ldc): the current h.
+    const bool direct = !drop && P == 0;
+    const T* hcur = cur[0];
+    Index ldc = RW;
     for (Index k = 0; k < S; ++k) {
       const Index t = c.time.forward_step(k);
-      const T* hin = cur[0];
-      Index ldh = RW;
+      const bool all_active = c.time.all_active(t);
+      Rows<T> o = step_rows(out.rows.data() + b0 * S * ld, t, Bs, S, RW, ld);
+      if (!all_active && hcur != cur[0]) {  // the state carry below works on the buffers
+        rows<T>(cur[0], Bs, RW) = ConstRows<T>(hcur, Bs, RW, Eigen::OuterStride<>(ldc));
+        hcur = cur[0];
+        ldc = RW;
+      }
+      const T* hin = hcur;
+      Index ldh = ldc;
       if (drop) {
         Rows<T> hm = step_rows(c.ws.hd.data() + b0 * S * RW, t, Bs, S, RW, RW);
         hm = rows<T>(cur[0], Bs, RW).cwiseProduct(rows<T>(c.ws.mask.data() + b0 * RW, Bs, RW));
+        // (hcur is cur[0] here: no direct h with dropout)
         hin = hm.data();
         ldh = hm.outerStride();
       }
@@ -128,16 +144,17 @@ struct BatchSlices {
         for (Index s = 0; s < K; ++s) {
           const Index W = c.width(s);
           step_rows(c.ws.prev.data() + s * N * H + b0 * S * W, t, Bs, S, W, W) =
-              rows<T>(cur[s], Bs, W);
+              s == 0 ? ConstRows<T>(hcur, Bs, W, Eigen::OuterStride<>(ldc))
+                     : rows<T>(static_cast<const T*>(cur[s]), Bs, W);
         }
       Rows<T> extra = training ? step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH)
                                : rows(c.ws.extra.data() + b0 * EH, Bs, EH);
       if constexpr (has_late_gates<Cell>::value) {
         if (LH > 0) {  // v from the early gates (and the masked h), then the late product on it
           c.cell.early_step(a, R, with_h(c.const_views(cur, Bs, H), hin, ldh, Bs, H), extra);
-          c.products.recurrent(c.weights, extra.data(), Bs, extra.outerStride(),
-                               R.data() + GH - LH, GH, work,
-                               Update<T>::assign_to(c.weights.b_hh().data() + GH - LH),
+          // (with dropout, hin is h * mask; else it is hcur)
+          c.products.recurrent(c.weights, extra.data(), Bs, extra.outerStride(), R.data() + GH - LH,
+                               GH, work, Update<T>::assign_to(c.weights.b_hh().data() + GH - LH),
                                GateRows::Late);
         }
       }
@@ -146,22 +163,33 @@ struct BatchSlices {
                              : rows(c.ws.m.data() + b0 * H, Bs, H);
         // (Maps are rebuilt, not assigned: assigning one copies values.) prev[0]: unread.
         const auto prev = make_array<K>([&](std::size_t s) {
-          return s == 0 ? const_rows(m)
-                        : rows<T>(static_cast<const T*>(cur[s]), Bs, H);
+          return s == 0 ? const_rows(m) : rows<T>(static_cast<const T*>(cur[s]), Bs, H);
         });
-        const auto next = make_array<K>([&](std::size_t s) { return s == 0 ? m : rows<T>(nxt[s], Bs, H); });
+        const auto next =
+            make_array<K>([&](std::size_t s) { return s == 0 ? m : rows<T>(nxt[s], Bs, H); });
         c.cell.forward_step(a, R, prev, next, extra);
         c.products.projection(c.weights, m.data(), Bs, m.outerStride(), nxt[0], P, work,
                               Update<T>::assign_to());
+      } else if (direct && all_active) {  // h into the output's rows
+        const auto next = make_array<K>([&](std::size_t s) {
+          return s == 0 ? Rows<T>(o.data(), Bs, H, Eigen::OuterStride<>(o.outerStride()))
+                        : rows<T>(nxt[s], Bs, H);
+        });
+        c.cell.forward_step(a, R, with_h(c.const_views(cur, Bs, H), hcur, ldc, Bs, H), next, extra);
       } else {
         c.cell.forward_step(a, R, c.const_views(cur, Bs, H), c.views(nxt, Bs, H), extra);
       }
 
       // State carry: the samples past their length keep their state and output 0.
-      Rows<T> o = step_rows(out.rows.data() + b0 * S * ld, t, Bs, S, RW, ld);
-      if (c.time.all_active(t)) {
+      if (all_active) {
         std::swap(cur, nxt);
-        o = rows<T>(cur[0], Bs, RW);
+        if (direct) {
+          hcur = o.data();
+          ldc = o.outerStride();
+        } else {
+          o = rows<T>(cur[0], Bs, RW);
+          hcur = cur[0];
+        }
       } else {
         for (Index b = 0; b < Bs; ++b) {
           if (c.time.active(b0 + b, t)) {
@@ -178,7 +206,12 @@ struct BatchSlices {
     }
     for (Index s = 0; s < K; ++s) {
       const Index W = c.width(s);
-      if (out.state[s]) std::copy(cur[s], cur[s] + Bs * W, out.state[s] + b0 * W);
+      if (!out.state[s]) continue;
+      if (s == 0)
+        rows<T>(out.state[0] + b0 * W, Bs, W) =
+            ConstRows<T>(hcur, Bs, W, Eigen::OuterStride<>(ldc));
+      else
+        std::copy(cur[s], cur[s] + Bs * W, out.state[s] + b0 * W);
     }
   }
 
@@ -192,7 +225,8 @@ struct BatchSlices {
 
     auto [dcur, dnxt] = c.state_pair(c.ws.dstate.data(), B, b0);
     std::array<T*, K> dstash{};  // the third K x [B, H] of the buffer
-    for (Index s = 0; s < K; ++s) dstash[s] = c.ws.dstate.data() + (2 * K + s) * B * H + b0 * c.width(s);
+    for (Index s = 0; s < K; ++s)
+      dstash[s] = c.ws.dstate.data() + (2 * K + s) * B * H + b0 * c.width(s);
     c.load_states(d_out.state, dcur, b0, b1);
     const bool drop = c.dropping;  // recurrent dropout: d (h * mask) lands in dhd, then * mask
     Rows<T> dhd = rows(c.ws.dhd.data() + b0 * RW, Bs, drop ? RW : 0);
@@ -212,9 +246,9 @@ struct BatchSlices {
       }
       auto prev = make_array<K>([&](std::size_t s) {
         const Index W = c.width(static_cast<Index>(s));
-        return step_rows<T>(static_cast<const T*>(c.ws.prev.data()) +
-                                static_cast<Index>(s) * N * H + b0 * S * W,
-                            t, Bs, S, W, W);
+        return step_rows<T>(
+            static_cast<const T*>(c.ws.prev.data()) + static_cast<Index>(s) * N * H + b0 * S * W, t,
+            Bs, S, W, W);
       });
       const ConstRows<T> extra =
           const_rows(step_rows(c.ws.extra.data() + b0 * S * EH, t, Bs, S, EH, EH));
@@ -244,19 +278,18 @@ struct BatchSlices {
         const auto dnext = make_array<K>([&](std::size_t s) {
           return rows<T>(static_cast<const T*>(s == 0 ? dm : dcur[s]), Bs, H);
         });
-        const auto dprev = make_array<K>([&](std::size_t s) {
-          return rows<T>(s == 0 ? dm + Bs * H : dnxt[s], Bs, H);
-        });
+        const auto dprev = make_array<K>(
+            [&](std::size_t s) { return rows<T>(s == 0 ? dm + Bs * H : dnxt[s], Bs, H); });
         cell_backward(c.cell, a, dr, cprev, extra, dnext, dprev, cell_grads);
       } else {
-        cell_backward(c.cell, a, dr, prev, extra, c.const_views(dcur, Bs, H),
-                      c.views(dnxt, Bs, H), cell_grads);
+        cell_backward(c.cell, a, dr, prev, extra, c.const_views(dcur, Bs, H), c.views(dnxt, Bs, H),
+                      cell_grads);
       }
       if constexpr (has_late_gates<Cell>::value) {
         if (LH > 0) {  // dv = dR_late W_late (in R's scratch), then the cell completes dA, dR
           Rows<T> dv = rows(c.ws.r.data() + b0 * GH, Bs, H);
-          c.products.recurrent(c.weights, dr.data() + GH - LH, Bs, dr.outerStride(), dv.data(),
-                               H, work, Update<T>::assign_to(), GateRows::Late);
+          c.products.recurrent(c.weights, dr.data() + GH - LH, Bs, dr.outerStride(), dv.data(), H,
+                               work, Update<T>::assign_to(), GateRows::Late);
           const ConstRows<T> dvc = rows<T>(static_cast<const T*>(dv.data()), Bs, H);
           if (drop) {  // the cell's v was r * (h * mask): its d h part goes to dhd first
             dhd.setZero();
