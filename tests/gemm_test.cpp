@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <utility>
 
 #ifdef RECUR_TEST_TUNED  // gemm_tuned_test: the kernel under tuning values other than the defaults
 #undef RECUR_GEMM_TILE_ROWS
@@ -142,6 +143,43 @@ TEST(PackedWeight, TwoWeightsShareXtAndSumItsRows) {
       check_two<float>(m, 50, 20, k);
       check_two<double>(m, 16, 49, k);
     }
+}
+
+// multiply_joint: [X1 X2] [W1 W2]^T + bias, the weight packed from two sources (pack_part's
+// w2; in parts, as threads pack it) and X from two, each with its own row stride, the depth
+// k1 + k2 crossing depth blocks (in which the two sources meet) and row blocks.
+template <class T>
+void check_joint(Index m, Index n, Index k1, Index k2, int parts) {
+  Matrix<T> w1 = Matrix<T>::Random(n, k1 + 1), w2 = Matrix<T>::Random(n, k2 + 2);
+  Matrix<T> x1 = Matrix<T>::Random(m, k1 + 3), x2 = Matrix<T>::Random(m, k2);
+  Eigen::Matrix<T, 1, Eigen::Dynamic> bias = Eigen::Matrix<T, 1, Eigen::Dynamic>::Random(n);
+  Matrix<T> y = Matrix<T>::Constant(m, n + 1, std::numeric_limits<T>::quiet_NaN());
+  y.col(n).setZero();
+  Matrix<T> ref =
+      (x1.leftCols(k1) * w1.leftCols(k1).transpose() + x2 * w2.leftCols(k2).transpose()).rowwise() +
+      bias;
+  recur::detail::PackedWeight<T> pw;
+  pw.shape(n, k1 + k2, WeightOp::Transposed);
+  for (int p = parts - 1; p >= 0; --p)
+    pw.pack_part(w1.data(), w1.cols(), p, parts, w2.data(), w2.cols(), k1);
+  recur::detail::Buffer<T> work(static_cast<std::size_t>(pw.workspace_size(m)));
+  pw.multiply_joint(x1.data(), x1.cols(), x2.data(), x2.cols(), k1, m, y.data(), y.cols(),
+                    work.data(), recur::detail::Update<T>::assign_to(bias.data()));
+  const double tol = (std::is_same_v<T, float> ? 2e-5 : 1e-13) * static_cast<double>(k1 + k2);
+  EXPECT_LE(static_cast<double>((ref - y.leftCols(n)).cwiseAbs().maxCoeff()), tol)
+      << "m=" << m << " n=" << n << " k1=" << k1 << " k2=" << k2 << " parts=" << parts;
+  EXPECT_EQ(y(0, n), T(0));  // past n: untouched
+}
+
+TEST(PackedWeight, JointProductOfTwoSources) {
+  const std::pair<Index, Index> depths[] = {{1, 1}, {5, 30}, {256, 256}, {300, 400}, {600, 70}};
+  for (Index m : {1, 8, 11, 64, 300})
+    for (Index n : {16, 49, 100})
+      for (const auto& [k1, k2] : depths)
+        for (int parts : {1, 2}) {
+          check_joint<float>(m, n, k1, k2, parts);
+          check_joint<double>(m, n, k1, k2, parts);
+        }
 }
 
 TEST(PackedWeight, MatchesEigenFloat) { sweep<float>(); }

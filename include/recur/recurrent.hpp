@@ -99,10 +99,11 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
     core_.bind();
     prepare_recurrent_dropout(B, S, training);
     const In in = without_non_finite_padding(given);
-    core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S, core_.late() * H);
+    const bool slices = strategy(B, S) == Strategy::BatchSlices;
+    core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S, core_.late() * H,
+                           slices && detail::BatchSlices<Cell>::joint_step(core_, B, S, training));
     core_.ws.for_forward(B, S, kGates, kStates, core_.extra(), H, training, core_.proj(),
-                         strategy(B, S) == Strategy::BatchSlices &&
-                             detail::BatchSlices<Cell>::input_by_step(core_, B, S, training));
+                         slices && detail::BatchSlices<Cell>::input_by_step(core_, B, S, training));
     switch (strategy(B, S)) {
       case Strategy::UnitSplit:
         detail::UnitSplit<Cell>::forward(core_, in, out, training, unit_parts(B, S));

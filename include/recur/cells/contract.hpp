@@ -58,6 +58,10 @@
 //       completes da and dr and adds to dprev. The layer then adds dr_early W_early to
 //       dprev[0]; the weight gradient of the late rows is dr_late^T V.
 //   Such a cell runs on whole rows (not split by units across threads).
+//   bool sums_gates() const;               true: forward_step reads a and r only as a + r,
+//                                          and accepts r with 0 columns, a then holding
+//                                          the sum (the layer's inference may then compute
+//                                          both products as one: [x h] [W_ih W_hh]^T).
 //
 // Both are const and must not allocate: the threads of a layer call them concurrently on
 // disjoint rows, and on a contiguous range of units (H then being the range's width) when
@@ -131,7 +135,8 @@ constexpr Index cell_states() {
 }
 
 template <class C>
-using StatesInOf = std::array<ConstRows<cell_scalar_t<C>>, static_cast<std::size_t>(cell_states<C>())>;
+using StatesInOf =
+    std::array<ConstRows<cell_scalar_t<C>>, static_cast<std::size_t>(cell_states<C>())>;
 template <class C>
 using StatesOutOf = std::array<Rows<cell_scalar_t<C>>, static_cast<std::size_t>(cell_states<C>())>;
 
@@ -168,18 +173,25 @@ struct has_extra_columns<C, std::void_t<decltype(std::declval<const C&>().extra_
 template <class C, class = void>
 struct has_cell_parameters : std::false_type {};
 template <class C>
-struct has_cell_parameters<
-    C, std::void_t<decltype(std::declval<const C&>().cell_parameters(Index{}))>>
+struct has_cell_parameters<C,
+                           std::void_t<decltype(std::declval<const C&>().cell_parameters(Index{}))>>
     : std::true_type {};
 template <class C, class = void>
 struct has_same_gate_grads_member : std::false_type {};
 template <class C>
-struct has_same_gate_grads_member<C, std::void_t<decltype(std::declval<const C&>().same_gate_grads())>>
+struct has_same_gate_grads_member<C,
+                                  std::void_t<decltype(std::declval<const C&>().same_gate_grads())>>
     : std::true_type {};
 template <class C, class = void>
 struct has_late_gates : std::false_type {};
 template <class C>
 struct has_late_gates<C, std::void_t<decltype(std::declval<const C&>().late_gates())>>
+    : std::true_type {};
+
+template <class C, class = void>
+struct has_sums_gates : std::false_type {};
+template <class C>
+struct has_sums_gates<C, std::void_t<decltype(std::declval<const C&>().sums_gates())>>
     : std::true_type {};
 
 /// Extra cache columns (units of H), late gate blocks and owned parameters of a cell.
@@ -189,6 +201,13 @@ Index extra_columns(const C& c) {
     return c.extra_columns();
   else
     return C::kExtra;
+}
+template <class C>
+bool sums_gates(const C& c) {
+  if constexpr (has_sums_gates<C>::value)
+    return c.sums_gates();
+  else
+    return false;
 }
 template <class C>
 bool same_gate_grads(const C& c) {
@@ -231,12 +250,13 @@ constexpr bool constants_valid() {
 
 /// True for a type that meets the cell contract.
 template <class C>
-constexpr bool is_cell_v =
-    has_scalar<C>::value && has_gates<C>::value && has_states<C>::value && has_extra<C>::value &&
-    has_same_gate_grads<C>::value && constants_valid<C>() &&
-    std::is_floating_point_v<cell_scalar_t<C>> && has_forward_step<C>::value &&
-    (has_cell_parameters<C>::value ? has_backward_step_grads<C>::value
-                                   : has_backward_step<C>::value);
+constexpr bool is_cell_v = has_scalar<C>::value&& has_gates<C>::value&& has_states<C>::value&&
+                               has_extra<C>::value&& has_same_gate_grads<C>::value&&
+                               constants_valid<C>() &&
+                           std::is_floating_point_v<cell_scalar_t<C>>&& has_forward_step<C>::value
+                           &&
+                           (has_cell_parameters<C>::value ? has_backward_step_grads<C>::value
+                                                          : has_backward_step<C>::value);
 
 // One static_assert per clause of the contract, each naming what is missing.
 template <class C>

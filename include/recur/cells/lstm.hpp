@@ -107,8 +107,11 @@ class LSTMCell {
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
     if (!plain_) return forward_variant(a, r, prev, next, extra);
+    if (r.cols() == 0) return forward_rows<false, false, true>(a, r, prev, next, extra);
     forward_rows<false, false>(a, r, prev, next, extra);
   }
+  /// The plain cell reads a and r only as a + r (recur/cells/contract.hpp).
+  bool sums_gates() const { return plain_; }
 
   // dnext: d loss / d (h', c'). Writes, with `=`: da over a (d r is the same, except with
   // layer norm: then into dr), and dprev, the direct part of d loss / d (h, c) (the layer
@@ -156,7 +159,8 @@ class LSTMCell {
     f(No{}, No{});
   }
 
-  template <bool Peep, bool Clip>
+  // Summed: a holds a + r (r has no columns).
+  template <bool Peep, bool Clip, bool Summed = false>
   RECUR_FLATTEN void forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                                   Rows<T> extra) const {
     const Index H = next[0].cols();
@@ -164,7 +168,7 @@ class LSTMCell {
     const T clip = clip_;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
       T* ai = detail::row_data(a, b);
-      const T* ri = detail::row_data(r, b);
+      const T* ri = Summed ? nullptr : detail::row_data(r, b);
       const T* c0 = detail::row_data(prev[1], b);
       T* c1 = detail::row_data(next[1], b);
       T* h1 = detail::row_data(next[0], b);
@@ -172,8 +176,14 @@ class LSTMCell {
       T* mask = tc + (Peep ? 2 : 1) * H;
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
-        A xi = at(ai) + at(ri), xf = at(ai + H) + at(ri + H);
-        A xg = at(ai + 2 * H) + at(ri + 2 * H);
+        const auto pre = [&](Index g) -> A {  // gate g's pre-activation
+          if constexpr (Summed)
+            return at(ai + g * H);
+          else
+            return at(ai + g * H) + at(ri + g * H);
+        };
+        A xi = pre(0), xf = pre(1);
+        A xg = pre(2);
         if constexpr (Peep) {
           xi += at(p) * at(c0);
           xf += at(p + H) * at(c0);
@@ -187,7 +197,7 @@ class LSTMCell {
         }
         const A i = xi.logistic(), f = xf.logistic(), g = xg.tanh();
         const A c = f * at(c0) + i * g;
-        A xo = at(ai + 3 * H) + at(ri + 3 * H);
+        A xo = pre(3);
         if constexpr (Peep) xo += at(p + 2 * H) * c;
         if constexpr (Clip) {
           at(mask) += detail::clip_flag<A>(xo, clip, 3);

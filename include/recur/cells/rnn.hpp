@@ -44,11 +44,21 @@ class RNNCell {
                     "RNN: linear_before_reset = false is a GRU option (an RNN has no reset gate)");
   }
   Nonlinearity nonlinearity() const { return nonlinearity_; }
+  /// Without a clip, the cell reads a and r only as a + r (recur/cells/contract.hpp).
+  bool sums_gates() const { return clip_ == 0; }
   T cell_clip() const { return clip_; }
   Index extra_columns() const { return clip_ > 0 ? 1 : 0; }
 
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& /*prev*/, StatesOut next,
                     Rows<T> extra) const {
+    if (r.cols() == 0) {  // a holds a + r (sums_gates)
+      if (nonlinearity_ == Nonlinearity::Tanh)
+        a = a.array().tanh().matrix();
+      else
+        a = a.cwiseMax(T(0));
+      next[0] = a;
+      return;
+    }
     if (clip_ > 0) {
       a += r;
       extra = (a.array().abs() <= clip_).template cast<T>().matrix();

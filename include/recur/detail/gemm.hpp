@@ -102,7 +102,13 @@ class PackedWeight {
     k_ = op == WeightOp::Transposed ? cols : rows;
     grow(packed_, static_cast<std::size_t>((n_ + MR - 1) / MR * MR * k_));
   }
-  void pack_part(const T* w, Index ld, int part, int parts) {
+  /// With w2 (op Transposed only): op(W) = [W1 W2]^T, two weights side by side along k
+  /// (rows of W1 = w, k1 columns; rows of W2 = w2, ld2 apart, k - k1 columns): the joint
+  /// weight of multiply_joint.
+  void pack_part(const T* w, Index ld, int part, int parts, const T* w2 = nullptr, Index ld2 = 0,
+                 Index k1 = -1) {
+    if (k1 < 0) k1 = k_;
+    eigen_assert(k1 == k_ || (w2 && op_ == WeightOp::Transposed));
     const Index panels = (n_ + MR - 1) / MR;
     // Panel p holds outputs [p*MR, p*MR + wp) for every kk, k-major: d[kk * wp + i], where
     // wp = MR except for the last panel, which is only as wide as the packets it needs (n =
@@ -133,16 +139,23 @@ class PackedWeight {
     for (Index p = p0; p < p1; ++p) {
       T* d = packed_.data() + p * MR * k_;
       const Index i0 = p * MR, ni = std::min(MR, n_ - i0), wp = panel_width(ni);
-      // op(W)[kk, i] = w[i, kk]: read rows of w
-      Index i = 0;
-      for (; i + NR <= ni; i += NR) {  // NR rows at a time, transposed in registers
-        const T* src = w + (i0 + i) * ld;
-        for (Index kk = transpose_rows(src, ld, k_, d + i, wp); kk < k_; ++kk)
-          for (Index c = 0; c < NR; ++c) d[kk * wp + i + c] = src[c * ld + kk];
-      }
-      for (; i < ni; ++i) {
-        const T* src = w + (i0 + i) * ld;
-        for (Index kk = 0; kk < k_; ++kk) d[kk * wp + i] = src[kk];
+      // op(W)[kk, i] = w[i, kk]: read rows of w (and of w2 for kk >= k1)
+      for (int half = 0; half < 2; ++half) {
+        const T* ws = half == 0 ? w : w2;
+        const Index lds = half == 0 ? ld : ld2, kb = half == 0 ? 0 : k1;
+        const Index kn = half == 0 ? k1 : k_ - k1;
+        if (kn == 0) continue;
+        T* dh = d + kb * wp;
+        Index i = 0;
+        for (; i + NR <= ni; i += NR) {  // NR rows at a time, transposed in registers
+          const T* src = ws + (i0 + i) * lds;
+          for (Index kk = transpose_rows(src, lds, kn, dh + i, wp); kk < kn; ++kk)
+            for (Index c = 0; c < NR; ++c) dh[kk * wp + i + c] = src[c * lds + kk];
+        }
+        for (; i < ni; ++i) {
+          const T* src = ws + (i0 + i) * lds;
+          for (Index kk = 0; kk < kn; ++kk) dh[kk * wp + i] = src[kk];
+        }
       }
       if (ni < wp)
         for (Index kk = 0; kk < k_; ++kk) std::fill(d + kk * wp + ni, d + kk * wp + wp, T(0));
@@ -175,6 +188,27 @@ class PackedWeight {
         panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
                k0 == 0 ? update : Update<T>::add(), r == 0 && k0 == 0 ? ahead : Ahead<T>{},
                /*split=*/true);
+      }
+  }
+
+  /// Y (+)= [X1 X2] op(W), or = with `update`, for a weight packed from two sources (W =
+  /// [W1 W2]: pack_part's w2, k1 columns from W1): X1 [m, k1] and X2 [m, k - k1], rows ldx1 and
+  /// ldx2 apart, side by side along the depth. One product over the joint depth: its tiles
+  /// run k deep instead of two products' k1 and k - k1, so each tile's start and its stores
+  /// of Y happen once (a step's input projection and recurrent product together:
+  /// [x_t h] [W_ih W_hh]^T; m = 64, n = 1024, k = 256 + 256: 0.978x the time of the two
+  /// products, Zen 4). `work`: workspace_size(m).
+  void multiply_joint(const T* x1, Index ldx1, const T* x2, Index ldx2, Index k1, Index m, T* y,
+                      Index ldy, T* work, Update<T> update) const {
+    const Index mb = block_rows();
+    for (Index r = 0; r < m; r += mb)
+      for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
+        const Index rows = std::min(mb, m - r), kc = std::min(kKc, k_ - k0);
+        const Index a = std::clamp<Index>(k1 - k0, 0, kc);  // of this depth block, from X1
+        if (a > 0) pack_x(x1 + r * ldx1 + k0, rows, ldx1, kc, work, 0, a);
+        if (a < kc) pack_x(x2 + r * ldx2 + (k0 + a - k1), rows, ldx2, kc, work, a, kc - a);
+        panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
+               k0 == 0 ? update : Update<T>::add(), Ahead<T>{}, /*split=*/true);
       }
   }
 
@@ -250,9 +284,7 @@ class PackedWeight {
   // X's rows packed in panels of NR rows (the last one narrower: `tail` of 8, 4, 2 or 1),
   // k-major: panel j at work + j * NR * kc, element [kk * width + c]. (An 8-aligned row r
   // of X starts its panel at work + r * kc, so a range of whole panels is packed X too.)
-  static Index tail_width(Index rest) {
-    return rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest;
-  }
+  static Index tail_width(Index rest) { return rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest; }
   // A tail of 1-3 rows after at least one full panel: the last NR + rest rows are packed as
   // two panels of balanced widths (NR = 8: 5 + 4, 5 + 5, 6 + 5), each a tile of its own. A
   // tile of 1-3 rows loads a weight packet for every 1-3 multiply-adds, from L2 (the panel
@@ -262,20 +294,25 @@ class PackedWeight {
     return NR == 8 && full >= 1 && rest >= 1 && rest <= 3;
   }
   static Index split_first(Index rest) { return (NR + rest + 1) / 2; }
-  // m rows of X, x points at X[0, k0]; rows ldx apart.
-  static void pack_x(const T* x, Index m, Index ldx, Index kc, T* work) {
+  // m rows of X, x points at X[0, k0]; rows ldx apart. The panels are kc deep; this fills
+  // the depths [off, off + len) of them (default: all) from x's first len columns.
+  static void pack_x(const T* x, Index m, Index ldx, Index kc, T* work, Index off = 0,
+                     Index len = -1) {
+    if (len < 0) len = kc;
     const Index full = m / NR, rest = m - full * NR;
+    // (A panel `width` wide starts at base; depth kk of it at base + kk * width.)
+    const auto panel = [&](const T* from, Index rows, Index width, T* base) {
+      pack_panel(from, rows, width, ldx, len, base + off * width);
+    };
     if (split_tail(full, rest)) {
       const Index r0 = (full - 1) * NR, w1 = split_first(rest), w2 = NR + rest - w1;
-      pack_x(x, r0, ldx, kc, work);  // the panels before the last full one
-      pack_panel(x + r0 * ldx, w1, w1, ldx, kc, work + r0 * kc);
-      pack_panel(x + (r0 + w1) * ldx, w2, w2, ldx, kc, work + full * NR * kc);
+      pack_x(x, r0, ldx, kc, work, off, len);  // the panels before the last full one
+      panel(x + r0 * ldx, w1, w1, work + r0 * kc);
+      panel(x + (r0 + w1) * ldx, w2, w2, work + full * NR * kc);
       return;
     }
-    for (Index j = 0; j < full; ++j)
-      pack_panel(x + j * NR * ldx, NR, NR, ldx, kc, work + j * NR * kc);
-    if (rest > 0)
-      pack_panel(x + full * NR * ldx, rest, tail_width(rest), ldx, kc, work + full * NR * kc);
+    for (Index j = 0; j < full; ++j) panel(x + j * NR * ldx, NR, NR, work + j * NR * kc);
+    if (rest > 0) panel(x + full * NR * ldx, rest, tail_width(rest), work + full * NR * kc);
   }
   // `rows` rows of X as one panel `width` wide (the columns past `rows` zero):
   // d[kk * width + c] = x[c * ldx + kk].
@@ -432,8 +469,8 @@ class PackedWeight {
   // dozen tiles made multiply() one huge function: 12 s of clang's optimiser per scalar type,
   // for no speed; a call per tile is nothing next to its kc * M * N multiply-adds).
   template <int M, int N, int KU>
-  EIGEN_DONT_INLINE void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc, T* spill,
-            Update<T> update) const {
+  EIGEN_DONT_INLINE void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc,
+                              T* spill, Update<T> update) const {
     using namespace Eigen::internal;
     constexpr Index W = M * P;
     // The tile's rows of Y are written at the end: fetch them now, while the FMAs run. Y can
@@ -447,8 +484,7 @@ class PackedWeight {
         for (int c = 0; c < N; ++c) acc[u][r][c] = pset1<Packet>(T(0));
     Index kk = 0;
     for (; kk + KU <= kc; kk += KU)
-      for (int u = 0; u < KU; ++u)
-        depth_step<M, N>(a + (kk + u) * W, b + (kk + u) * N, acc[u]);
+      for (int u = 0; u < KU; ++u) depth_step<M, N>(a + (kk + u) * W, b + (kk + u) * N, acc[u]);
     for (; kk < kc; ++kk) depth_step<M, N>(a + kk * W, b + kk * N, acc[0]);
     for (int u = 1; u < KU; ++u)
       for (int r = 0; r < M; ++r)
@@ -461,8 +497,8 @@ class PackedWeight {
           T* yc = y + c * ldy;
           const T* from = update.assign ? update.bias : yc;  // null: start from zero
           for (int r = 0; r < M; ++r)
-            pstoreu(yc + r * P, from ? padd(ploadu<Packet>(from + r * P), acc[0][r][c])
-                                     : acc[0][r][c]);
+            pstoreu(yc + r * P,
+                    from ? padd(ploadu<Packet>(from + r * P), acc[0][r][c]) : acc[0][r][c]);
         }
       }
     } else {

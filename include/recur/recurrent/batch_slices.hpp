@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 
+#include "recur/detail/tuning.hpp"
 #include "recur/recurrent/core.hpp"
 #include "recur/threads.hpp"
 
@@ -53,7 +54,19 @@ struct BatchSlices {
   // it measured 1.03-1.07x the time at S2 and 1.00-1.01x at S3-S4, Zen 4, 11 rounds). A then
   // holds one step: B rows (Workspace::for_forward). Call it after prepare.
   static bool input_by_step(const Core& c, Index B, Index S, bool training) {
-    return !training && forward_parts(c, B, S) == 1 && c.products.input_by_step(B, S);
+    return !training && forward_parts(c, B, S) == 1 &&
+           WeightProducts<T>::input_by_step(c.weights, B, S);
+  }
+  // Whether that step-by-step forward also takes the step's two products as one,
+  // [x_t h] [W_ih W_hh]^T + b_ih + b_hh (WeightProducts::joint_step), handing the cell the sum:
+  // for a cell that reads only a + r (sums_gates), with neither late gates nor a projection,
+  // where in + H fits one depth block of the kernel (tuning.hpp): the gain is the tiles
+  // running the joint depth at once. (Past one block, the blocks are the two products again:
+  // S3 and S4 measured 1.005-1.01x the time.) Decided before prepare, which then packs the
+  // joint weight instead of W_ih and W_hh.
+  static bool joint_step(const Core& c, Index B, Index S, bool training) {
+    return input_by_step(c, B, S, training) && sums_gates(c.cell) && c.late() == 0 &&
+           c.proj() == 0 && !c.dropping && c.input() + c.hidden() <= tuning::kDepthBlock;
   }
 
   // Leaves dA (and dR, at dr_base) in the caches, writes d initial state and adds the cell's
@@ -106,7 +119,8 @@ struct BatchSlices {
     c.load_states(in.state, cur, b0, b1);
     Rows<T> R = rows(c.ws.r.data() + b0 * GH, Bs, GH);
 
-    const bool drop = c.dropping;  // recurrent dropout: the products read h * mask
+    const bool drop = c.dropping;           // recurrent dropout: the products read h * mask
+    const bool joint = c.products.joint();  // (implies by_step, no dropout, late or projection)
     // Where every sample takes the step, the cell writes h straight into the step's rows of
     // the output, and the next step reads it there (instead of a copy from the state buffer
     // into the output: ~1% of the S2 LSTM forward). Not with dropout or a projection, whose
@@ -133,13 +147,20 @@ struct BatchSlices {
         ldh = hm.outerStride();
       }
       Rows<T> a = by_step ? rows(gates, Bs, GH) : step_rows(gates, t, Bs, S, GH, GH);
-      if (by_step)
-        c.products.input(c.weights, x + t * ldx, Bs, S * ldx, a.data(), a.outerStride(), work,
-                         Update<T>::assign_to(c.weights.b_ih().data()));
-      // (While it runs, the step's rows of A, which the cell reads next, come into cache.)
-      c.products.recurrent(c.weights, hin, Bs, ldh, R.data(), GH, work,
-                           Update<T>::assign_to(c.weights.b_hh().data()), GateRows::Early,
-                           Ahead<T>{a.data(), Bs, a.outerStride(), GH});
+      // The cell's r: R, or none when a holds both products (joint).
+      const Rows<T> r = joint ? rows(R.data(), Bs, 0) : R;
+      if (joint) {  // a = x_t W_ih^T + h W_hh^T + b_ih + b_hh: one product
+        c.products.joint_step(c.weights, x + t * ldx, S * ldx, hin, ldh, Bs, a.data(),
+                              a.outerStride(), work);
+      } else {
+        if (by_step)
+          c.products.input(c.weights, x + t * ldx, Bs, S * ldx, a.data(), a.outerStride(), work,
+                           Update<T>::assign_to(c.weights.b_ih().data()));
+        // (While it runs, the step's rows of A, which the cell reads next, come into cache.)
+        c.products.recurrent(c.weights, hin, Bs, ldh, R.data(), GH, work,
+                             Update<T>::assign_to(c.weights.b_hh().data()), GateRows::Early,
+                             Ahead<T>{a.data(), Bs, a.outerStride(), GH});
+      }
       if (training)
         for (Index s = 0; s < K; ++s) {
           const Index W = c.width(s);
@@ -175,9 +196,9 @@ struct BatchSlices {
           return s == 0 ? Rows<T>(o.data(), Bs, H, Eigen::OuterStride<>(o.outerStride()))
                         : rows<T>(nxt[s], Bs, H);
         });
-        c.cell.forward_step(a, R, with_h(c.const_views(cur, Bs, H), hcur, ldc, Bs, H), next, extra);
+        c.cell.forward_step(a, r, with_h(c.const_views(cur, Bs, H), hcur, ldc, Bs, H), next, extra);
       } else {
-        c.cell.forward_step(a, R, c.const_views(cur, Bs, H), c.views(nxt, Bs, H), extra);
+        c.cell.forward_step(a, r, c.const_views(cur, Bs, H), c.views(nxt, Bs, H), extra);
       }
 
       // State carry: the samples past their length keep their state and output 0.

@@ -36,15 +36,31 @@ template <class T>
 class WeightProducts {
  public:
   /// Packs what pays for a call over B samples x S steps: W^T (forward) or W (backward).
-  /// `late_rows`: the last rows of W_hh that multiply the cell's v (0: none).
-  void prepare(const RecurrentWeights<T>& w, WeightOp op, Index B, Index S, Index late_rows = 0) {
+  /// `late_rows`: the last rows of W_hh that multiply the cell's v (0: none). `joint` (an
+  /// inference forward taking its input projection step by step, for a cell that sums its
+  /// gates, with no late rows and no projection): packs [W_ih W_hh]^T alone, for joint_step.
+  void prepare(const RecurrentWeights<T>& w, WeightOp op, Index B, Index S, Index late_rows = 0,
+               bool joint = false) {
     op_ = op;
     late_ = late_rows;
     packed_input_ = S >= 2;
     packed_recurrent_ = S >= 2 && B >= 2;
+    joint_ = joint;
     const int threads = std::max(1, num_threads());
     const Index slice = (B + threads - 1) / threads;
     work_stride_ = 0;
+    if (joint) {
+      eigen_assert(op == WeightOp::Transposed && late_rows == 0 && w.proj_size() == 0 &&
+                   input_by_step(w, B, S));
+      const Index I = w.input_size(), GH = w.gate_rows();
+      queue(w_joint_, w.w_ih().data(), GH, I + w.recurrent_size(), op, I, w.w_hh().data(),
+            w.recurrent_size(), I);
+      reserve_work(w_joint_.workspace_size(slice));
+      grow(joint_bias_, static_cast<std::size_t>(GH));
+      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(joint_bias_.data(), GH) = w.b_ih() + w.b_hh();
+      pack_queued();
+      return;
+    }
     if (packed_recurrent_) {
       const Index early = w.gate_rows() - late_, R = w.recurrent_size();
       queue(w_hh_, w.w_hh().data(), early, R, op);
@@ -69,8 +85,8 @@ class WeightProducts {
   T* work(int p) { return work_.data() + p * work_stride_; }
 
   /// Y (+)= X op(W_ih) for m rows of X: forward X W_ih^T (from b_ih), backward dA W_ih.
-  void input(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y, Index ldy,
-             T* work, Update<T> update) const {
+  void input(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y, Index ldy, T* work,
+             Update<T> update) const {
     if (packed_input_) return w_ih_.multiply(x, m, ldx, y, ldy, work, false, update);
     by_rows(w.w_ih(), x, m, ldx, y, ldy, update);
   }
@@ -83,18 +99,29 @@ class WeightProducts {
   /// the kernel's tiles, where A would not fit in L2 (tuning.hpp's RECUR_STEP_INPUT_*;
   /// Zen 4, S2-S4 and H 64-1024: up to 4 MiB of W_ih per step was 0.96-1.0x the time, 6 MiB
   /// and more 1.03-1.13x; batch 8, A of 1.6-3.2 MB 0.98x, A within L2 1.00-1.04x).
-  bool input_by_step(Index rows, Index steps) const {
-    const Index bytes = static_cast<Index>(sizeof(T));
-    return packed_input_ && packed_recurrent_ && rows >= tuning::kStepInputMinRows &&
-           rows * steps * w_ih_.n() * bytes > tuning::kStepInputMinABytes &&
-           w_ih_.n() * w_ih_.k() * bytes <= tuning::kStepInputMaxBytes;
+  /// (Depends on the weights' shape only: known before prepare.)
+  static bool input_by_step(const RecurrentWeights<T>& w, Index rows, Index steps) {
+    const Index bytes = static_cast<Index>(sizeof(T)), n = w.gate_rows(), k = w.input_size();
+    return steps >= 2 && rows >= 2 && rows >= tuning::kStepInputMinRows &&
+           rows * steps * n * bytes > tuning::kStepInputMinABytes &&
+           n * k * bytes <= tuning::kStepInputMaxBytes;
   }
+
+  /// After prepare(..., joint): Y = x W_ih^T + h W_hh^T + b_ih + b_hh for m rows of one
+  /// step (x: rows ldx apart; h: ldh apart) as one product over the joint depth.
+  void joint_step(const RecurrentWeights<T>& w, const T* x, Index ldx, const T* h, Index ldh,
+                  Index m, T* y, Index ldy, T* work) const {
+    eigen_assert(joint_);
+    w_joint_.multiply_joint(x, ldx, h, ldh, w.input_size(), m, y, ldy, work,
+                            Update<T>::assign_to(joint_bias_.data()));
+  }
+  bool joint() const { return joint_; }
 
   /// Y (+)= X op(W_hh) for one step of a slice: forward h W_hh^T (from b_hh), backward dR W_hh;
   /// or with the early or late rows of W_hh only (forward: Y and the bias are those columns;
   /// backward: X is those columns of dR).
-  void recurrent(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y,
-                 Index ldy, T* work, Update<T> update, GateRows part = GateRows::All,
+  void recurrent(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y, Index ldy,
+                 T* work, Update<T> update, GateRows part = GateRows::All,
                  Ahead<T> ahead = {}) const {
     if (part == GateRows::Late) {
       if (packed_recurrent_) return w_late_.multiply(x, m, ldx, y, ldy, work, false, update);
@@ -176,8 +203,8 @@ class WeightProducts {
   }
 
   std::size_t bytes() const {
-    return sizeof(T) * work_.capacity() + w_ih_.bytes() + w_hh_.bytes() + w_late_.bytes() +
-           w_hr_.bytes() + x_.bytes();
+    return sizeof(T) * (work_.capacity() + joint_bias_.capacity()) + w_ih_.bytes() + w_hh_.bytes() +
+           w_late_.bytes() + w_hr_.bytes() + x_.bytes() + w_joint_.bytes();
   }
 
  private:
@@ -189,11 +216,14 @@ class WeightProducts {
     PackedWeight<T>* to;
     const T* w;
     Index ld;
+    const T* w2;  // (a joint weight: its second source, ld2 apart, from column k1)
+    Index ld2, k1;
   };
-  void queue(PackedWeight<T>& to, const T* w, Index rows, Index cols, WeightOp op, Index ld = 0) {
+  void queue(PackedWeight<T>& to, const T* w, Index rows, Index cols, WeightOp op, Index ld = 0,
+             const T* w2 = nullptr, Index ld2 = 0, Index k1 = -1) {
     to.shape(rows, cols, op);
     eigen_assert(count_ < static_cast<int>(queued_.size()));
-    queued_[static_cast<std::size_t>(count_++)] = Packing{&to, w, ld == 0 ? cols : ld};
+    queued_[static_cast<std::size_t>(count_++)] = Packing{&to, w, ld == 0 ? cols : ld, w2, ld2, k1};
   }
   void pack_queued() {
     Index total = 0;
@@ -202,7 +232,8 @@ class WeightProducts {
     const int parts = total >= tuning::kParallelPackMin ? std::max(1, num_threads()) : 1;
     parallel(parts, [&](int p, int n) {
       for (int i = 0; i < count_; ++i)
-        queued_[i].to->pack_part(queued_[i].w, queued_[i].ld, p, n);
+        queued_[i].to->pack_part(queued_[i].w, queued_[i].ld, p, n, queued_[i].w2, queued_[i].ld2,
+                                 queued_[i].k1);
     });
     count_ = 0;
   }
@@ -242,11 +273,14 @@ class WeightProducts {
   PackedWeight<T> w_late_;       // W_hh's late rows; backward: the cell's v, for dW_hh's
   PackedWeight<T> w_hr_;         // the projection W_hr; backward: M, for dW_hr
   PackedWeight<T> x_;            // backward: the layer's input, for dW_ih
+  PackedWeight<T> w_joint_;      // [W_ih W_hh]^T (prepare's joint)
+  Buffer<T> joint_bias_;         // b_ih + b_hh (prepare's joint)
+  bool joint_ = false;
   std::array<Packing, 4> queued_{};  // at most four packings per prepare
   int count_ = 0;
-  Buffer<T> work_;               // per thread: the packed rows of the current product
+  Buffer<T> work_;  // per thread: the packed rows of the current product
   Index work_stride_ = 0;
-  Index sums_at_ = 0;            // weight_grads: where in `work` its column sums go
+  Index sums_at_ = 0;  // weight_grads: where in `work` its column sums go
 };
 
 }  // namespace recur::detail
