@@ -179,16 +179,8 @@ class PackedWeight {
   /// panels stream past it.
   void multiply(const T* x, Index m, Index ldx, T* y, Index ldy, T* work, bool x_transposed = false,
                 Update<T> update = Update<T>::add(), Ahead<T> ahead = {}) const {
-    const Index mb = block_rows();
     if (x_transposed) return multiply_xt(x, m, ldx, {Target{this, y, ldy}, Target{}}, work, update);
-    for (Index r = 0; r < m; r += mb)
-      for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
-        const Index rows = std::min(mb, m - r), kc = std::min(kKc, k_ - k0);
-        pack_x(x + r * ldx + k0, rows, ldx, kc, work);
-        panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
-               k0 == 0 ? update : Update<T>::add(), r == 0 && k0 == 0 ? ahead : Ahead<T>{},
-               /*split=*/true);
-      }
+    multiply_joint(x, ldx, nullptr, 0, k_, m, y, ldy, work, update, ahead);  // X alone: X1
   }
 
   /// Y (+)= [X1 X2] op(W), or = with `update`, for a weight packed from two sources (W =
@@ -197,9 +189,9 @@ class PackedWeight {
   /// run k deep instead of two products' k1 and k - k1, so each tile's start and its stores
   /// of Y happen once (a step's input projection and recurrent product together:
   /// [x_t h] [W_ih W_hh]^T; m = 64, n = 1024, k = 256 + 256: 0.978x the time of the two
-  /// products, Zen 4). `work`: workspace_size(m).
+  /// products, Zen 4). `work`: workspace_size(m). (With k1 = k, X1 alone: multiply.)
   void multiply_joint(const T* x1, Index ldx1, const T* x2, Index ldx2, Index k1, Index m, T* y,
-                      Index ldy, T* work, Update<T> update) const {
+                      Index ldy, T* work, Update<T> update, Ahead<T> ahead = {}) const {
     const Index mb = block_rows();
     for (Index r = 0; r < m; r += mb)
       for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
@@ -208,7 +200,8 @@ class PackedWeight {
         if (a > 0) pack_x(x1 + r * ldx1 + k0, rows, ldx1, kc, work, 0, a);
         if (a < kc) pack_x(x2 + r * ldx2 + (k0 + a - k1), rows, ldx2, kc, work, a, kc - a);
         panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
-               k0 == 0 ? update : Update<T>::add(), Ahead<T>{}, /*split=*/true);
+               k0 == 0 ? update : Update<T>::add(), r == 0 && k0 == 0 ? ahead : Ahead<T>{},
+               /*split=*/true);
       }
   }
 

@@ -191,14 +191,14 @@ struct BatchSlices {
         c.cell.forward_step(a, R, prev, next, extra);
         c.products.projection(c.weights, m.data(), Bs, m.outerStride(), nxt[0], P, work,
                               Update<T>::assign_to());
-      } else if (direct && all_active) {  // h into the output's rows
+      } else {  // h from (hcur, ldc); the next h into the output's rows where it can go there
+        const bool into_out = direct && all_active;
         const auto next = make_array<K>([&](std::size_t s) {
-          return s == 0 ? Rows<T>(o.data(), Bs, H, Eigen::OuterStride<>(o.outerStride()))
-                        : rows<T>(nxt[s], Bs, H);
+          return s == 0 && into_out
+                     ? Rows<T>(o.data(), Bs, H, Eigen::OuterStride<>(o.outerStride()))
+                     : rows<T>(nxt[s], Bs, H);
         });
         c.cell.forward_step(a, r, with_h(c.const_views(cur, Bs, H), hcur, ldc, Bs, H), next, extra);
-      } else {
-        c.cell.forward_step(a, r, c.const_views(cur, Bs, H), c.views(nxt, Bs, H), extra);
       }
 
       // State carry: the samples past their length keep their state and output 0.
