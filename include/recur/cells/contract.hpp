@@ -250,13 +250,12 @@ constexpr bool constants_valid() {
 
 /// True for a type that meets the cell contract.
 template <class C>
-constexpr bool is_cell_v = has_scalar<C>::value&& has_gates<C>::value&& has_states<C>::value&&
-                               has_extra<C>::value&& has_same_gate_grads<C>::value&&
-                               constants_valid<C>() &&
-                           std::is_floating_point_v<cell_scalar_t<C>>&& has_forward_step<C>::value
-                           &&
-                           (has_cell_parameters<C>::value ? has_backward_step_grads<C>::value
-                                                          : has_backward_step<C>::value);
+constexpr bool is_cell_v =
+    (has_scalar<C>::value && has_gates<C>::value && has_states<C>::value && has_extra<C>::value &&
+     has_same_gate_grads<C>::value && constants_valid<C>() &&
+     std::is_floating_point_v<cell_scalar_t<C>> && has_forward_step<C>::value &&
+     (has_cell_parameters<C>::value ? has_backward_step_grads<C>::value
+                                    : has_backward_step<C>::value));
 
 // One static_assert per clause of the contract, each naming what is missing.
 template <class C>

@@ -51,24 +51,23 @@ class RNNCell {
 
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& /*prev*/, StatesOut next,
                     Rows<T> extra) const {
-    if (r.cols() == 0) {  // a holds a + r (sums_gates)
+    const auto activate = [&](const auto& x) {  // a = f(x), in one pass over x
       if (nonlinearity_ == Nonlinearity::Tanh)
-        a = a.array().tanh().matrix();
+        a = x.array().tanh().matrix();
       else
-        a = a.cwiseMax(T(0));
-      next[0] = a;
-      return;
+        a = x.cwiseMax(T(0));
+    };
+    if (r.cols() == 0) {  // a holds a + r (sums_gates)
+      activate(a);
+    } else {
+      if (clip_ > 0) {
+        a += r;
+        extra = (a.array().abs() <= clip_).template cast<T>().matrix();
+        r = a.cwiseMax(-clip_).cwiseMin(clip_);
+        a.setZero();  // (a = 0 + r below)
+      }
+      activate(a + r);
     }
-    if (clip_ > 0) {
-      a += r;
-      extra = (a.array().abs() <= clip_).template cast<T>().matrix();
-      r = a.cwiseMax(-clip_).cwiseMin(clip_);
-      a.setZero();  // (a = 0 + r below)
-    }
-    if (nonlinearity_ == Nonlinearity::Tanh)
-      a = (a + r).array().tanh().matrix();
-    else
-      a = (a + r).cwiseMax(T(0));
     next[0] = a;
   }
 

@@ -87,6 +87,7 @@ class WeightProducts {
   /// Y (+)= X op(W_ih) for m rows of X: forward X W_ih^T (from b_ih), backward dA W_ih.
   void input(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y, Index ldy, T* work,
              Update<T> update) const {
+    eigen_assert(!joint_);  // (prepare packed the joint weight instead of W_ih)
     if (packed_input_) return w_ih_.multiply(x, m, ldx, y, ldy, work, false, update);
     by_rows(w.w_ih(), x, m, ldx, y, ldy, update);
   }
@@ -123,6 +124,7 @@ class WeightProducts {
   void recurrent(const RecurrentWeights<T>& w, const T* x, Index m, Index ldx, T* y, Index ldy,
                  T* work, Update<T> update, GateRows part = GateRows::All,
                  Ahead<T> ahead = {}) const {
+    eigen_assert(!joint_);  // (prepare packed the joint weight instead of W_hh)
     if (part == GateRows::Late) {
       if (packed_recurrent_) return w_late_.multiply(x, m, ldx, y, ldy, work, false, update);
       return by_rows(w.w_hh().bottomRows(late_), x, m, ldx, y, ldy, update);
