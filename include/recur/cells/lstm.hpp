@@ -41,6 +41,7 @@
 #include <array>
 #include <cmath>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -293,8 +294,10 @@ class LSTMCell {
       T* c1 = detail::row_data(next[1], b);
       T* h1 = detail::row_data(next[0], b);
       T* e = detail::row_data(extra, b);
-      const auto [mx, ix] = moments(ai, H4, eps_);
-      const auto [mr, ir] = moments(ri, H4, eps_);
+      T mx, ix;  // (not a structured binding: lambdas capture them, C++20)
+      std::tie(mx, ix) = moments(ai, H4, eps_);
+      T mr, ir;
+      std::tie(mr, ir) = moments(ri, H4, eps_);
       e[kInv * H] = ix;
       e[(kInv + 1) * H] = ir;
       // z (over a) and the normalised inputs, one gate block at a time (fewer streams at
@@ -320,7 +323,8 @@ class LSTMCell {
         at(ai + 2 * H) = g;
         at(ai + 3 * H) = o;
       });
-      const auto [mu, iu] = moments(c1, H, eps_);
+      T mu, iu;
+      std::tie(mu, iu) = moments(c1, H, eps_);
       e[(kInv + 2) * H] = iu;
       detail::for_chunks<T>(H, [&](auto at) {
         using A = typename decltype(at)::Array;

@@ -115,7 +115,9 @@ struct BatchSlices {
       c.products.input(c.weights, x, Bs * S, ldx, gates, GH, work,
                        Update<T>::assign_to(c.weights.b_ih().data()));
 
-    auto [cur, nxt] = c.state_pair(c.ws.state.data(), B, b0);
+    auto cur_nxt = c.state_pair(c.ws.state.data(), B, b0);  // (named: lambdas capture them)
+    auto& cur = cur_nxt.first;
+    auto& nxt = cur_nxt.second;
     c.load_states(in.state, cur, b0, b1);
     Rows<T> R = rows(c.ws.r.data() + b0 * GH, Bs, GH);
 
@@ -244,7 +246,9 @@ struct BatchSlices {
     T* gates = c.ws.gates.data() + b0 * S * GH;
     T* drs = dr_base + b0 * S * GH;
 
-    auto [dcur, dnxt] = c.state_pair(c.ws.dstate.data(), B, b0);
+    auto dcur_dnxt = c.state_pair(c.ws.dstate.data(), B, b0);  // (named: lambdas capture them)
+    auto& dcur = dcur_dnxt.first;
+    auto& dnxt = dcur_dnxt.second;
     std::array<T*, K> dstash{};  // the third K x [B, H] of the buffer
     for (Index s = 0; s < K; ++s)
       dstash[s] = c.ws.dstate.data() + (2 * K + s) * B * H + b0 * c.width(s);
