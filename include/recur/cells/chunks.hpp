@@ -56,13 +56,19 @@ struct Chunk {
 // fixed-size chunk with the widest packet that divides it, a dynamic one only with whole
 // packets, so a dynamic tail of 8 floats on AVX-512 would run the transcendental functions
 // one element at a time: 2.5x slower steps at hidden sizes 8 and 24, measured).
-template <class T, class F>
+// Narrow = false (the cell variants' passes): full chunks and one dynamic tail only. Each
+// chunk width is one more instantiation of f's Eigen expressions, which were half of a
+// translation unit's compile time (#32); at the hidden sizes the variants' benchmark runs,
+// multiples of 16, no tail runs at all.
+template <class T, bool Narrow = true, class F>
 RECUR_FLATTEN void for_chunks(Index n, F&& f) {
   constexpr int W = 16;
   Index j = 0;
   for (; j + W <= n; j += W) f(Chunk<T, W, true>{j, W});
-  if (j + 8 <= n) f(Chunk<T, 8, true>{j, 8}), j += 8;
-  if (j + 4 <= n) f(Chunk<T, 4, true>{j, 4}), j += 4;
+  if constexpr (Narrow) {
+    if (j + 8 <= n) f(Chunk<T, 8, true>{j, 8}), j += 8;
+    if (j + 4 <= n) f(Chunk<T, 4, true>{j, 4}), j += 4;
+  }
   if (j < n) f(Chunk<T, W, false>{j, n - j});
 }
 

@@ -68,16 +68,13 @@ class GRUCell {
   /// of r.
   EIGEN_DONT_INLINE void early_step(Rows<T> a, Rows<T> r, const StatesIn& prev,
                                     Rows<T> extra) const {
-    if (clip_ > 0)
-      early_rows<true>(a, r, prev, extra);
-    else
-      early_rows<false>(a, r, prev, extra);
+    early_rows(a, r, prev, extra);
   }
 
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
     if (before_ || clip_ > 0) return forward_variant(a, r, prev, next, extra);
-    forward_rows<false, false>(a, r, prev, next, extra);
+    forward_rows<false>(a, r, prev, next, extra);
   }
 
   // dnext: d loss / d h'. Writes, with `=`: da over a, dr, and dprev = the direct part of
@@ -85,10 +82,8 @@ class GRUCell {
   // of da and dr (and v's share of dprev) wait for backward_late.
   void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
                      const StatesIn& dnext, StatesOut dprev) const {
-    dispatch([&](auto before, auto clip) {
-      backward_rows<decltype(before)::value, decltype(clip)::value>(a, dr, prev, extra, dnext,
-                                                                    dprev);
-    });
+    if (before_ || clip_ > 0) return backward_rows<true>(a, dr, prev, extra, dnext, dprev);
+    backward_rows<false>(a, dr, prev, extra, dnext, dprev);
   }
 
   /// Reset before the product, given dv = d (n pre-activation) W_hn: d r = dv * h, d h += dv * r.
@@ -103,7 +98,7 @@ class GRUCell {
       const T* h0 = detail::row_data(prev[0], b);
       const T* dvr = detail::row_data(dv, b);
       T* dh0 = detail::row_data(dprev[0], b);
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, false>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A rg = at(ar), d = at(dvr);
         A dg = d * at(h0) * rg * (T(1) - rg);
@@ -116,40 +111,28 @@ class GRUCell {
   }
 
  private:
-  // Not inlined (EIGEN_DONT_INLINE), as LSTMCell::forward_variant: compile time.
+  // Not inlined (EIGEN_DONT_INLINE), as LSTMCell::forward_variant: compile time. The
+  // variants are one instantiation (forward_rows<true>, backward_rows<true>) whose options
+  // are runtime flags, as LSTMCell's.
   EIGEN_DONT_INLINE void forward_variant(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                                          Rows<T> extra) const {
-    dispatch([&](auto before, auto clip) {
-      forward_rows<decltype(before)::value, decltype(clip)::value>(a, r, prev, next, extra);
-    });
+    forward_rows<true>(a, r, prev, next, extra);
   }
 
-  template <class F>
-  void dispatch(F&& f) const {
-    using Yes = std::true_type;
-    using No = std::false_type;
-    if (before_) {
-      if (clip_ > 0) return f(Yes{}, Yes{});
-      return f(Yes{}, No{});
-    }
-    if (clip_ > 0) return f(No{}, Yes{});
-    f(No{}, No{});
-  }
-
-  template <bool Clip>
   RECUR_FLATTEN void early_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, Rows<T> extra) const {
     const Index H = prev[0].cols();
     const T clip = clip_;
+    const bool clips = clip_ > 0;
     for (Index b = 0; b < a.rows(); ++b) {
       T* ar = detail::row_data(a, b);
       const T* rr = detail::row_data(r, b);
       const T* h0 = detail::row_data(prev[0], b);
       T* v = detail::row_data(extra, b);
       T* mask = v + H;
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, false>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         A xr = at(ar) + at(rr), xz = at(ar + H) + at(rr + H);
-        if constexpr (Clip) {
+        if (clips) {
           at(mask) = detail::clip_flag<A>(xr, clip, 0) + detail::clip_flag<A>(xz, clip, 1);
           xr = xr.max(-clip).min(clip);
           xz = xz.max(-clip).min(clip);
@@ -162,11 +145,13 @@ class GRUCell {
     }
   }
 
-  template <bool Before, bool Clip>
+  // Variant: reset before the product and clip as the cell has them (else neither).
+  template <bool Variant>
   RECUR_FLATTEN void forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                                   Rows<T> extra) const {
     const Index H = next[0].cols();
     const T clip = clip_;
+    const bool before = Variant && before_, clips = Variant && clip_ > 0;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
       T* ar = detail::row_data(a, b);
       const T* rr = detail::row_data(r, b);
@@ -174,16 +159,16 @@ class GRUCell {
       T* h1 = detail::row_data(next[0], b);
       T* rn = detail::row_data(extra, b);
       T* mask = rn + H;
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, !Variant>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         A rg, z, xn;
-        if constexpr (Before) {  // r, z from early_step; r_n = W_hn (r * h) + b_hn
+        if (before) {  // r, z from early_step; r_n = W_hn (r * h) + b_hn
           rg = at(ar);
           z = at(ar + H);
           xn = at(ar + 2 * H) + at(rr + 2 * H);
         } else {
           A xr = at(ar) + at(rr), xz = at(ar + H) + at(rr + H);
-          if constexpr (Clip) {
+          if (clips) {
             at(mask) = detail::clip_flag<A>(xr, clip, 0) + detail::clip_flag<A>(xz, clip, 1);
             xr = xr.max(-clip).min(clip);
             xz = xz.max(-clip).min(clip);
@@ -194,7 +179,7 @@ class GRUCell {
           xn = at(ar + 2 * H) + rg * hn;
           at(rn) = hn;
         }
-        if constexpr (Clip) {
+        if (clips) {
           at(mask) += detail::clip_flag<A>(xn, clip, 2);  // (r, z: early_step or above)
           xn = xn.max(-clip).min(clip);
         }
@@ -207,10 +192,11 @@ class GRUCell {
     }
   }
 
-  template <bool Before, bool Clip>
+  template <bool Variant>
   RECUR_FLATTEN void backward_rows(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
                                    const StatesIn& dnext, StatesOut dprev) const {
     const Index H = dnext[0].cols();
+    const bool before = Variant && before_, clips = Variant && clip_ > 0;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
       T* ar = detail::row_data(a, b);
       T* drr = detail::row_data(dr, b);
@@ -219,12 +205,12 @@ class GRUCell {
       const T* h0 = detail::row_data(prev[0], b);
       const T* dh1 = detail::row_data(dnext[0], b);
       T* dh0 = detail::row_data(dprev[0], b);
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, !Variant>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A r = at(ar), z = at(ar + H), n = at(ar + 2 * H), dh = at(dh1);
         A dn = dh * (T(1) - z) * (T(1) - n * n);  // d (n pre-activation)
         A dz = dh * (at(h0) - n) * z * (T(1) - z);
-        if constexpr (Clip) {
+        if (clips) {
           dn *= detail::kept<A>(at(mask), 2);
           dz *= detail::kept<A>(at(mask), 1);
         }
@@ -232,11 +218,11 @@ class GRUCell {
         at(ar + H) = dz;
         at(ar + 2 * H) = dn;
         at(drr + H) = dz;
-        if constexpr (Before) {
+        if (before) {
           at(drr + 2 * H) = dn;  // d (W_hn v + b_hn); r's block: backward_late
         } else {
           A dg = dn * at(hn) * r * (T(1) - r);
-          if constexpr (Clip) dg *= detail::kept<A>(at(mask), 0);
+          if (clips) dg *= detail::kept<A>(at(mask), 0);
           at(ar) = dg;
           at(drr) = dg;
           at(drr + 2 * H) = dn * r;

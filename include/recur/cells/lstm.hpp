@@ -108,8 +108,8 @@ class LSTMCell {
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
     if (!plain_) return forward_variant(a, r, prev, next, extra);
-    if (r.cols() == 0) return forward_rows<false, false, true>(a, r, prev, next, extra);
-    forward_rows<false, false>(a, r, prev, next, extra);
+    if (r.cols() == 0) return forward_rows<false, true>(a, r, prev, next, extra);
+    forward_rows<false>(a, r, prev, next, extra);
   }
   /// The plain cell reads a and r only as a + r (recur/cells/contract.hpp).
   bool sums_gates() const { return plain_; }
@@ -122,51 +122,34 @@ class LSTMCell {
   //               for the gate norms and d n for the cell's.
   void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
                      const StatesIn& dnext, StatesOut dprev, T* grads) const {
-    if (ln_ != LayerNorm::None) {
-      if (ln_ == LayerNorm::TFAddons)
-        return ln_backward_rows<true>(a, dr, prev, extra, dnext, dprev, grads);
-      return ln_backward_rows<false>(a, dr, prev, extra, dnext, dprev, grads);
-    }
-    dispatch([&](auto peep, auto clip) {
-      backward_rows<decltype(peep)::value, decltype(clip)::value>(a, prev, extra, dnext, dprev,
-                                                                  grads);
-    });
+    if (ln_ != LayerNorm::None) return ln_backward_rows(a, dr, prev, extra, dnext, dprev, grads);
+    if (plain_) return backward_rows<false>(a, prev, extra, dnext, dprev, grads);
+    backward_rows<true>(a, prev, extra, dnext, dprev, grads);
   }
 
  private:
   // The variants' forward is not inlined into its caller (EIGEN_DONT_INLINE): Stream's
   // fixed-size steps flatten the plain path for each common hidden size, and every variant
   // inlined there too took a translation unit that streams floats from ~50 s to ~120 s.
+  // Compile time, too (#32): the variants are one instantiation each, forward and backward,
+  // whose options are runtime flags (a branch per chunk of 16, against the transcendental
+  // functions' hundreds of cycles), not one per combination of options; the plain cell, the
+  // path that Stream and the benchmarks run, stays its own instantiation without branches.
   EIGEN_DONT_INLINE void forward_variant(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                                          Rows<T> extra) const {
-    if (ln_ != LayerNorm::None) {
-      if (ln_ == LayerNorm::TFAddons) return ln_forward_rows<true>(a, r, prev, next, extra);
-      return ln_forward_rows<false>(a, r, prev, next, extra);
-    }
-    dispatch([&](auto peep, auto clip) {
-      forward_rows<decltype(peep)::value, decltype(clip)::value>(a, r, prev, next, extra);
-    });
+    if (ln_ != LayerNorm::None) return ln_forward_rows(a, r, prev, next, extra);
+    forward_rows<true>(a, r, prev, next, extra);
   }
 
-  template <class F>
-  void dispatch(F&& f) const {
-    using Yes = std::true_type;
-    using No = std::false_type;
-    if (peephole_) {
-      if (clip_ > 0) return f(Yes{}, Yes{});
-      return f(Yes{}, No{});
-    }
-    if (clip_ > 0) return f(No{}, Yes{});
-    f(No{}, No{});
-  }
-
-  // Summed: a holds a + r (r has no columns).
-  template <bool Peep, bool Clip, bool Summed = false>
+  // Variant: peephole and clip as the cell has them (else neither). Summed: a holds a + r
+  // (r has no columns).
+  template <bool Variant, bool Summed = false>
   RECUR_FLATTEN void forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                                   Rows<T> extra) const {
     const Index H = next[0].cols();
     const T* p = p_;
     const T clip = clip_;
+    const bool peep = Variant && peephole_, clips = Variant && clip_ > 0;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
       T* ai = detail::row_data(a, b);
       const T* ri = Summed ? nullptr : detail::row_data(r, b);
@@ -174,8 +157,8 @@ class LSTMCell {
       T* c1 = detail::row_data(next[1], b);
       T* h1 = detail::row_data(next[0], b);
       T* tc = detail::row_data(extra, b);
-      T* mask = tc + (Peep ? 2 : 1) * H;
-      detail::for_chunks<T>(H, [&](auto at) {
+      T* mask = tc + (peep ? 2 : 1) * H;
+      detail::for_chunks<T, !Variant>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const auto pre = [&](Index g) -> A {  // gate g's pre-activation
           if constexpr (Summed)
@@ -185,11 +168,11 @@ class LSTMCell {
         };
         A xi = pre(0), xf = pre(1);
         A xg = pre(2);
-        if constexpr (Peep) {
+        if (peep) {
           xi += at(p) * at(c0);
           xf += at(p + H) * at(c0);
         }
-        if constexpr (Clip) {
+        if (clips) {
           at(mask) = detail::clip_flag<A>(xi, clip, 0) + detail::clip_flag<A>(xf, clip, 1) +
                      detail::clip_flag<A>(xg, clip, 2);
           xi = xi.max(-clip).min(clip);
@@ -199,8 +182,8 @@ class LSTMCell {
         const A i = xi.logistic(), f = xf.logistic(), g = xg.tanh();
         const A c = f * at(c0) + i * g;
         A xo = pre(3);
-        if constexpr (Peep) xo += at(p + 2 * H) * c;
-        if constexpr (Clip) {
+        if (peep) xo += at(p + 2 * H) * c;
+        if (clips) {
           at(mask) += detail::clip_flag<A>(xo, clip, 3);
           xo = xo.max(-clip).min(clip);
         }
@@ -212,37 +195,38 @@ class LSTMCell {
         at(ai + 3 * H) = o;
         at(c1) = c;
         at(tc) = t;
-        if constexpr (Peep) at(tc + H) = c;
+        if (peep) at(tc + H) = c;
         at(h1) = o * t;
       });
     }
   }
 
-  template <bool Peep, bool Clip>
+  template <bool Variant>
   RECUR_FLATTEN void backward_rows(Rows<T> a, const StatesIn& prev, ConstRows<T> extra,
                                    const StatesIn& dnext, StatesOut dprev, T* grads) const {
     const Index H = dnext[0].cols();
     const T* p = p_;
+    const bool peep = Variant && peephole_, clips = Variant && clip_ > 0;
     for (Index b = 0; b < a.rows(); ++b) {  // one fused pass per row
       T* ai = detail::row_data(a, b);
       const T* tc = detail::row_data(extra, b);
-      const T* mask = tc + (Peep ? 2 : 1) * H;
+      const T* mask = tc + (peep ? 2 : 1) * H;
       const T* c0 = detail::row_data(prev[1], b);
       const T* dh1 = detail::row_data(dnext[0], b);
       const T* dc1 = detail::row_data(dnext[1], b);
       T* dh0 = detail::row_data(dprev[0], b);
       T* dc0 = detail::row_data(dprev[1], b);
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, !Variant>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A i = at(ai), f = at(ai + H), g = at(ai + 2 * H), o = at(ai + 3 * H);
         const A t = at(tc), dh = at(dh1);
         A d_o = dh * t * o * (T(1) - o);  // d (o pre-activation)
-        if constexpr (Clip) d_o *= detail::kept<A>(at(mask), 3);
+        if (clips) d_o *= detail::kept<A>(at(mask), 3);
         A dc = at(dc1) + dh * o * (T(1) - t * t);  // d c', total
-        if constexpr (Peep) dc += d_o * at(p + 2 * H);
+        if (peep) dc += d_o * at(p + 2 * H);
         A di = dc * g * i * (T(1) - i), df = dc * at(c0) * f * (T(1) - f);
         A dg = dc * i * (T(1) - g * g);
-        if constexpr (Clip) {
+        if (clips) {
           di *= detail::kept<A>(at(mask), 0);
           df *= detail::kept<A>(at(mask), 1);
           dg *= detail::kept<A>(at(mask), 2);
@@ -251,7 +235,7 @@ class LSTMCell {
         at(ai + H) = df;
         at(ai + 2 * H) = dg;
         at(ai + 3 * H) = d_o;
-        if constexpr (Peep) {
+        if (peep) {
           at(dc0) = dc * f + di * at(p) + df * at(p + H);
           const A c = at(c0);
           at(grads) += di * c;
@@ -277,10 +261,10 @@ class LSTMCell {
     return {mean, T(1) / std::sqrt(var + eps)};
   }
 
-  template <bool CarryNormalised>
   void ln_forward_rows(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                        Rows<T> extra) const {
     const Index H = next[1].cols(), H4 = 4 * H;
+    const bool carry_normalised = ln_ == LayerNorm::TFAddons;
     const T* gx = p_;
     const T* bx = p_ + H4;
     const T* gr = p_ + 2 * H4;
@@ -305,7 +289,7 @@ class LSTMCell {
       // cache sets); then the gates and u = f * c + i * g (into c', normalised below).
       for (Index k = 0; k < 4; ++k) {
         const Index o = k * H;
-        detail::for_chunks<T>(H, [&](auto at) {
+        detail::for_chunks<T, false>(H, [&](auto at) {
           using A = typename decltype(at)::Array;
           const A nx = (at(ai + o) - mx) * ix, nr = (at(ri + o) - mr) * ir;
           at(e + kAx * H + o) = nx;
@@ -313,7 +297,7 @@ class LSTMCell {
           at(ai + o) = at(gx + o) * nx + at(bx + o) + at(gr + o) * nr + at(br + o);
         });
       }
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, false>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A i = at(ai).logistic(), f = at(ai + H).logistic(), g = at(ai + 2 * H).tanh(),
                 o = at(ai + 3 * H).logistic();
@@ -326,7 +310,7 @@ class LSTMCell {
       T mu, iu;
       std::tie(mu, iu) = moments(c1, H, eps_);
       e[(kInv + 2) * H] = iu;
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, false>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A nu = (at(c1) - mu) * iu;
         const A n = at(gc) * nu + at(bc);
@@ -334,7 +318,7 @@ class LSTMCell {
         at(e + kNu * H) = nu;
         at(e + kTn * H) = t;
         at(h1) = at(ai + 3 * H) * t;
-        if constexpr (CarryNormalised) at(c1) = n;
+        if (carry_normalised) at(c1) = n;
       });
     }
   }
@@ -343,10 +327,10 @@ class LSTMCell {
   // d z (and the gate norms' sums), then d a and d r through the gate norms. d z is kept in
   // a (over the activations it was computed from) and d n in dr's first block (until the
   // last pass writes d r); the gains' and shifts' gradients are added as each is known.
-  template <bool CarryNormalised>
   void ln_backward_rows(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
                         const StatesIn& dnext, StatesOut dprev, T* grads) const {
     const Index H = dnext[1].cols(), H4 = 4 * H;
+    const bool carry_normalised = ln_ == LayerNorm::TFAddons;
     const T* gx = p_;
     const T* gr = p_ + 2 * H4;
     const T* gc = p_ + 4 * H4;
@@ -368,11 +352,11 @@ class LSTMCell {
       const T ix = e[kInv * H], ir = e[(kInv + 1) * H], iu = e[(kInv + 2) * H];
       // d n (into dr's first block) and d o (over o); the sums the cell norm's backward needs.
       T s1 = 0, s2 = 0;
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, false>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         const A o = at(ai + 3 * H), t = at(e + kTn * H), dh = at(dh1), nu = at(e + kNu * H);
         A dn = dh * o * (T(1) - t * t);
-        if constexpr (CarryNormalised) dn += at(dc1);
+        if (carry_normalised) dn += at(dc1);
         at(dri) = dn;
         at(ai + 3 * H) = dh * t * o * (T(1) - o);
         at(dgc) += dn * nu;
@@ -383,10 +367,10 @@ class LSTMCell {
       });
       const T m1 = s1 / static_cast<T>(H), m2 = s2 / static_cast<T>(H);
       // d u, the gates' d z (over i, f, g).
-      detail::for_chunks<T>(H, [&](auto at) {
+      detail::for_chunks<T, false>(H, [&](auto at) {
         using A = typename decltype(at)::Array;
         A du = iu * (at(dri) * at(gc) - m1 - at(e + kNu * H) * m2);
-        if constexpr (!CarryNormalised) du += at(dc1);
+        if (!carry_normalised) du += at(dc1);
         const A i = at(ai), f = at(ai + H), g = at(ai + 2 * H);
         at(ai) = du * g * i * (T(1) - i);
         at(ai + H) = du * at(c0) * f * (T(1) - f);
@@ -399,7 +383,7 @@ class LSTMCell {
       T x1 = 0, x2 = 0, r1 = 0, r2 = 0;
       for (Index k = 0; k < 4; ++k) {
         const Index o = k * H;
-        detail::for_chunks<T>(H, [&](auto at) {
+        detail::for_chunks<T, false>(H, [&](auto at) {
           using A = typename decltype(at)::Array;
           const A dz = at(ai + o), nx = at(e + kAx * H + o), nr = at(e + kAr * H + o);
           const A dx = dz * at(gx + o), dy = dz * at(gr + o);
@@ -417,7 +401,7 @@ class LSTMCell {
       const T mx1 = x1 / n4, mx2 = x2 / n4, mr1 = r1 / n4, mr2 = r2 / n4;
       for (Index k = 0; k < 4; ++k) {
         const Index o = k * H;
-        detail::for_chunks<T>(H, [&](auto at) {
+        detail::for_chunks<T, false>(H, [&](auto at) {
           using A = typename decltype(at)::Array;
           const A dz = at(ai + o);
           at(ai + o) = ix * (dz * at(gx + o) - mx1 - at(e + kAx * H + o) * mx2);
