@@ -28,7 +28,6 @@
 
 #include <array>
 #include <cmath>
-#include <type_traits>
 
 #include "recur/cells/chunks.hpp"
 #include "recur/cells/contract.hpp"
@@ -73,7 +72,7 @@ class GRUCell {
 
   void forward_step(Rows<T> a, Rows<T> r, const StatesIn& prev, StatesOut next,
                     Rows<T> extra) const {
-    if (before_ || clip_ > 0) return forward_variant(a, r, prev, next, extra);
+    if (variant()) return forward_variant(a, r, prev, next, extra);
     forward_rows<false>(a, r, prev, next, extra);
   }
 
@@ -82,7 +81,7 @@ class GRUCell {
   // of da and dr (and v's share of dprev) wait for backward_late.
   void backward_step(Rows<T> a, Rows<T> dr, const StatesIn& prev, ConstRows<T> extra,
                      const StatesIn& dnext, StatesOut dprev) const {
-    if (before_ || clip_ > 0) return backward_rows<true>(a, dr, prev, extra, dnext, dprev);
+    if (variant()) return backward_rows<true>(a, dr, prev, extra, dnext, dprev);
     backward_rows<false>(a, dr, prev, extra, dnext, dprev);
   }
 
@@ -111,6 +110,9 @@ class GRUCell {
   }
 
  private:
+  // Any option on: the rows run forward_rows<true> / backward_rows<true>.
+  bool variant() const { return before_ || clip_ > 0; }
+
   // Not inlined (EIGEN_DONT_INLINE), as LSTMCell::forward_variant: compile time. The
   // variants are one instantiation (forward_rows<true>, backward_rows<true>) whose options
   // are runtime flags, as LSTMCell's.
