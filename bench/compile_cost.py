@@ -3,8 +3,11 @@
 same run: bench/compile_cost/six_models.cpp (RNN, LSTM, GRU x float, double; bidirectional,
 2 layers, forward + backward) and lstm_float.cpp (LSTM<float> alone), each compiled with
 `g++ -std=c++17 -O2 -march=native` against include/ of this checkout and of every REV given
-(git revisions, exported to a temporary directory), in alternating rounds. Prints the median
-wall time, the median of the per-round ratios REV / this tree, and the object's text size.
+(git revisions, exported to a temporary directory), in alternating rounds; and this tree's
+include/ in the compiled mode ("this tree, compiled": -DRECUR_COMPILED -fopenmp, the flags
+recur::compiled gives a unit that links it; only the compile is timed, nothing is linked).
+Prints the median wall time, the median of the per-round ratios tree / this tree, and the
+object's text size.
 
   /usr/bin/python3 bench/compile_cost.py [--rounds 2] [--cxx g++] [REV ...]
   e.g.  bench/compile_cost.py 6baf3ff HEAD      (round 1, and the last commit)
@@ -35,9 +38,9 @@ def export(rev, into):
     return os.path.join(dest, "include")
 
 
-def compile_once(cxx, include, unit, obj):
-    cmd = [cxx, "-std=c++17", "-O2", "-march=native", "-I/usr/include/eigen3", "-I" + include,
-           "-c", os.path.join(HERE, "compile_cost", unit + ".cpp"), "-o", obj]
+def compile_once(cxx, include, unit, obj, extra):
+    cmd = [cxx, "-std=c++17", "-O2", "-march=native", *extra, "-I/usr/include/eigen3",
+           "-I" + include, "-c", os.path.join(HERE, "compile_cost", unit + ".cpp"), "-o", obj]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     seconds = time.perf_counter() - t0
@@ -54,15 +57,17 @@ def main():
     args = ap.parse_args()
     print(machine.describe())
     with tempfile.TemporaryDirectory() as tmp:
-        trees = [("this tree", os.path.join(ROOT, "include"))]
-        trees += [(rev, export(rev, tmp)) for rev in args.revs]
+        here = os.path.join(ROOT, "include")
+        trees = [("this tree", here, [])]
+        trees += [(rev, export(rev, tmp), []) for rev in args.revs]
+        trees.append(("this tree, compiled", here, ["-DRECUR_COMPILED", "-fopenmp"]))
         obj = os.path.join(tmp, "unit.o")
-        times = {(t, u): [] for t, _ in trees for u in UNITS}
+        times = {(t, u): [] for t, _, _ in trees for u in UNITS}
         texts = {}
         for _ in range(args.rounds):
             for unit in UNITS:
-                for name, include in trees:
-                    s, text = compile_once(args.cxx, include, unit, obj)
+                for name, include, extra in trees:
+                    s, text = compile_once(args.cxx, include, unit, obj, extra)
                     times[(name, unit)].append(s)
                     texts[(name, unit)] = text
         print(f"{args.cxx} -O2 -march=native, {args.rounds} rounds (median s; ratio = that tree / "
@@ -70,7 +75,7 @@ def main():
         print(f"| unit | tree | seconds | ratio | text KiB |\n|---|---|---|---|---|")
         for unit in UNITS:
             base = times[(trees[0][0], unit)]
-            for name, _ in trees:
+            for name, _, _ in trees:
                 t = times[(name, unit)]
                 ratio = statistics.median(a / b for a, b in zip(t, base))
                 print(f"| {unit} | {name} | {statistics.median(t):.1f} | {ratio:.2f} | "

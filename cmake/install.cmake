@@ -1,5 +1,5 @@
 # Install rules and the CMake package: recurTargets, recurConfig (find_dependency(Eigen3)),
-# an architecture-independent version file, and a build-tree export.
+# a version file (architecture-independent without recur::compiled), and a build-tree export.
 include(CMakePackageConfigHelpers)
 
 set(RECUR_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/recur")
@@ -25,11 +25,22 @@ if(TARGET recur_onnx)
   export(EXPORT recurOnnxTargets NAMESPACE recur:: FILE "${PROJECT_BINARY_DIR}/recurOnnxTargets.cmake")
 endif()
 
+# recur::compiled (the compiled mode): built for this machine's instruction set, so the
+# package is no longer architecture-independent.
+set(recur_arch_independent ARCH_INDEPENDENT)
+if(TARGET recur_compiled)
+  install(TARGETS recur_compiled EXPORT recurCompiledTargets)
+  install(EXPORT recurCompiledTargets NAMESPACE recur:: DESTINATION "${RECUR_CMAKE_DIR}")
+  export(EXPORT recurCompiledTargets NAMESPACE recur::
+         FILE "${PROJECT_BINARY_DIR}/recurCompiledTargets.cmake")
+  set(recur_arch_independent "")
+endif()
+
 configure_package_config_file(cmake/recurConfig.cmake.in
   "${PROJECT_BINARY_DIR}/recurConfig.cmake"
   INSTALL_DESTINATION "${RECUR_CMAKE_DIR}")
 write_basic_package_version_file("${PROJECT_BINARY_DIR}/recurConfigVersion.cmake"
-  COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
+  COMPATIBILITY SameMinorVersion ${recur_arch_independent})
 install(FILES "${PROJECT_BINARY_DIR}/recurConfig.cmake" "${PROJECT_BINARY_DIR}/recurConfigVersion.cmake"
   DESTINATION "${RECUR_CMAKE_DIR}")
 install(FILES LICENSE README.md DESTINATION "${CMAKE_INSTALL_DATADIR}/doc/recur")

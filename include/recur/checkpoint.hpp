@@ -314,3 +314,11 @@ inline std::vector<std::string> remove_stale_checkpoint_files(const std::string&
 }
 
 }  // namespace recur
+
+// The compiled mode with checkpoints (recur::compiled built with nlohmann_json defines
+// RECUR_COMPILED_CHECKPOINT): these functions are instantiated in the library.
+#if defined(RECUR_COMPILED) && defined(RECUR_COMPILED_CHECKPOINT)
+#include "recur/detail/instantiations.hpp"
+RECUR_INSTANTIATE_CHECKPOINT(extern template, float)
+RECUR_INSTANTIATE_CHECKPOINT(extern template, double)
+#endif

@@ -24,3 +24,11 @@
 #define RECUR_VERSION_MAJOR 0
 #define RECUR_VERSION_MINOR 1
 #define RECUR_VERSION_PATCH 0
+
+// The compiled mode (CMake target recur::compiled defines RECUR_COMPILED): the models, their
+// streams and the toolkit for float and double are instantiated in the library, not here.
+#if defined(RECUR_COMPILED)
+#include "recur/detail/instantiations.hpp"
+RECUR_INSTANTIATE_MODELS(extern template, float)
+RECUR_INSTANTIATE_MODELS(extern template, double)
+#endif

@@ -91,60 +91,12 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
 
   // ---- the row API (recur/sequence_layer.hpp) ----
   // In training mode the input rows must stay alive and unchanged until backward_rows.
-  void forward_rows(const In& given, const Out& out, bool training) {
-    const detail::UseFlag::Hold hold(in_use_, "Recurrent::forward");
-    const Index B = given.batch, S = given.steps, H = core_.hidden();
-    core_.time.start(B, S, given.lengths);
-    core_.cached = false;
-    core_.bind();
-    prepare_recurrent_dropout(B, S, training);
-    const In in = without_non_finite_padding(given);
-    const bool slices = strategy(B, S) == Strategy::BatchSlices;
-    core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S, core_.late() * H,
-                           slices && detail::BatchSlices<Cell>::joint_step(core_, B, S, training));
-    core_.ws.for_forward(B, S, kGates, kStates, core_.extra(), H, training, core_.proj(),
-                         slices && detail::BatchSlices<Cell>::input_by_step(core_, B, S, training));
-    switch (strategy(B, S)) {
-      case Strategy::UnitSplit:
-        detail::UnitSplit<Cell>::forward(core_, in, out, training, unit_parts(B, S));
-        break;
-      case Strategy::BatchSlices:
-        detail::BatchSlices<Cell>::forward(core_, in, out, training);
-        break;
-    }
-    if (training) {
-      core_.x = in.rows.data();
-      core_.ldx = in.rows.outerStride();
-      core_.cached = true;
-    }
-  }
+  void forward_rows(const In& given, const Out& out, bool training);
 
   // d_out: rows d loss / d output and state d loss / d final state (null: zero). Writes (or
   // adds, with d_in.accumulate) d loss / d x into d_in.rows when its data is not null, and
   // d loss / d initial state into d_in.state. Adds the parameter gradients.
-  void backward_rows(const In& d_out, const Out& d_in) {
-    const detail::UseFlag::Hold hold(in_use_, "Recurrent::backward");
-    if (!core_.cached)
-      throw std::logic_error(
-          "Recurrent::backward: no cache; call forward() in training mode first (each "
-          "backward consumes the cache of one forward)");
-    const Index B = core_.time.batch(), S = core_.time.steps(), H = core_.hidden();
-    core_.bind();
-    const bool same = detail::same_gate_grads(core_.cell);
-    core_.ws.for_backward(B, S, kGates, kStates, H, !same, core_.proj());
-    T* dr = same ? core_.ws.gates.data() : core_.ws.dr.data();
-    core_.products.prepare(core_.weights, detail::WeightOp::AsIs, B, S, core_.late() * H);
-    switch (strategy(B, S)) {
-      case Strategy::UnitSplit:
-        detail::UnitSplit<Cell>::backward(core_, d_out, d_in, dr, unit_parts(B, S));
-        break;
-      case Strategy::BatchSlices:
-        detail::BatchSlices<Cell>::backward(core_, d_out, d_in, dr);  // (and the cell's own)
-        break;
-    }
-    products_over_all_steps(d_in, dr);
-    core_.cached = false;
-  }
+  void backward_rows(const In& d_out, const Out& d_in);
 
   // ---- recurrent (variational) dropout: Gal & Ghahramani; Keras' recurrent_dropout ----
   /// In training mode, h is multiplied by a mask (0, or 1 / (1 - p)) where it enters the
@@ -269,5 +221,61 @@ class Recurrent : public SequenceLayer<Recurrent<Cell>, detail::cell_scalar_t<Ce
   detail::LayerCore<Cell> core_;
   detail::UseFlag in_use_;
 };
+
+// The row API is defined out of the class: under the compiled mode (recur/compiled.hpp) a
+// user's translation unit does not instantiate the time loops behind it.
+template <class Cell>
+void Recurrent<Cell>::forward_rows(const In& given, const Out& out, bool training) {
+  const detail::UseFlag::Hold hold(in_use_, "Recurrent::forward");
+  const Index B = given.batch, S = given.steps, H = core_.hidden();
+  core_.time.start(B, S, given.lengths);
+  core_.cached = false;
+  core_.bind();
+  prepare_recurrent_dropout(B, S, training);
+  const In in = without_non_finite_padding(given);
+  const bool slices = strategy(B, S) == Strategy::BatchSlices;
+  core_.products.prepare(core_.weights, detail::WeightOp::Transposed, B, S, core_.late() * H,
+                         slices && detail::BatchSlices<Cell>::joint_step(core_, B, S, training));
+  core_.ws.for_forward(B, S, kGates, kStates, core_.extra(), H, training, core_.proj(),
+                       slices && detail::BatchSlices<Cell>::input_by_step(core_, B, S, training));
+  switch (strategy(B, S)) {
+    case Strategy::UnitSplit:
+      detail::UnitSplit<Cell>::forward(core_, in, out, training, unit_parts(B, S));
+      break;
+    case Strategy::BatchSlices:
+      detail::BatchSlices<Cell>::forward(core_, in, out, training);
+      break;
+  }
+  if (training) {
+    core_.x = in.rows.data();
+    core_.ldx = in.rows.outerStride();
+    core_.cached = true;
+  }
+}
+
+template <class Cell>
+void Recurrent<Cell>::backward_rows(const In& d_out, const Out& d_in) {
+  const detail::UseFlag::Hold hold(in_use_, "Recurrent::backward");
+  if (!core_.cached)
+    throw std::logic_error(
+        "Recurrent::backward: no cache; call forward() in training mode first (each "
+        "backward consumes the cache of one forward)");
+  const Index B = core_.time.batch(), S = core_.time.steps(), H = core_.hidden();
+  core_.bind();
+  const bool same = detail::same_gate_grads(core_.cell);
+  core_.ws.for_backward(B, S, kGates, kStates, H, !same, core_.proj());
+  T* dr = same ? core_.ws.gates.data() : core_.ws.dr.data();
+  core_.products.prepare(core_.weights, detail::WeightOp::AsIs, B, S, core_.late() * H);
+  switch (strategy(B, S)) {
+    case Strategy::UnitSplit:
+      detail::UnitSplit<Cell>::backward(core_, d_out, d_in, dr, unit_parts(B, S));
+      break;
+    case Strategy::BatchSlices:
+      detail::BatchSlices<Cell>::backward(core_, d_out, d_in, dr);  // (and the cell's own)
+      break;
+  }
+  products_over_all_steps(d_in, dr);
+  core_.cached = false;
+}
 
 }  // namespace recur

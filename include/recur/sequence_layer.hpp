@@ -129,73 +129,12 @@ class SequenceLayer : public Mode {
   /// empty (zeros), slots = num_layers * directions; lengths: empty or one per sample in
   /// [0, time]. Returns the output [batch, time, output_size] and the final state.
   Output<T> forward(const Tensor3<T>& x, const State<T>& initial = {},
-                    const std::vector<Index>& lengths = {}) {
-    const detail::UseFlag::Hold hold(in_use_, "forward");
-    Derived& self = derived();
-    const Index B = x.dimension(0), S = x.dimension(1), F = x.dimension(2);
-    const Index slots = self.state_slots(), H = self.state_size(0), O = self.output_size();
-    const Index HC = self.state_size(K - 1);
-    detail::require(B > 0 && S > 0, "forward: empty input ", detail::dims_str(x.dimensions()),
-                    "; batch and time must be at least 1");
-    detail::require(F == self.input_size(), "forward: input has ", F,
-                    " features but the layer expects input_size = ", self.input_size(),
-                    " (x is ", detail::dims_str(x.dimensions()), ")");
-    check_state(initial, "initial", slots, B, H, HC);
-    detail::require(lengths.empty() || static_cast<Index>(lengths.size()) == B, "forward: got ",
-                    lengths.size(), " lengths for a batch of ", B, " (x is ",
-                    detail::dims_str(x.dimensions()), ")");
-    for (std::size_t b = 0; b < lengths.size(); ++b)
-      detail::require(lengths[b] >= 0 && lengths[b] <= S, "forward: lengths[", b, "] = ",
-                      lengths[b], " is outside [0, ", S, "] (x is ",
-                      detail::dims_str(x.dimensions()), ")");
-
-    const T* xdata = x.data();
-    if (training_) {
-      x_ = x;  // kept for the weight gradient of backward()
-      xdata = x_.data();
-    }
-    Output<T> out;
-    out.output.resize(B, S, O);
-    out.state.h.resize(slots, B, H);
-    if constexpr (K == 2) out.state.c.resize(slots, B, HC);
-    has_forward_ = false;
-    self.forward_rows(In{ConstRows<T>(xdata, B * S, F, Eigen::OuterStride<>(F)), B, S,
-                         lengths.empty() ? nullptr : lengths.data(), pointers(initial)},
-                      Out{Rows<T>(out.output.data(), B * S, O, Eigen::OuterStride<>(O)),
-                          pointers(out.state)},
-                      training_);
-    has_forward_ = training_;
-    batch_ = B;
-    steps_ = S;
-    return out;
-  }
+                    const std::vector<Index>& lengths = {});
 
   /// After a training-mode forward: d_output [batch, time, output_size], d_state (the
   /// gradient of the loss w.r.t. the final state; empty = zero). Adds the parameter
   /// gradients and returns d loss / d x and d loss / d initial state.
-  Gradients<T> backward(const Tensor3<T>& d_output, const State<T>& d_state = {}) {
-    const detail::UseFlag::Hold hold(in_use_, "backward");
-    Derived& self = derived();
-    check_backward("backward");
-    const Index B = batch_, S = steps_, slots = self.state_slots(), H = self.state_size(0);
-    const Index HC = self.state_size(K - 1);
-    const Index O = self.output_size(), F = self.input_size();
-    detail::require(d_output.dimension(0) == B && d_output.dimension(1) == S &&
-                        d_output.dimension(2) == O,
-                    "backward: d_output is ", detail::dims_str(d_output.dimensions()),
-                    " but the forward's output is ", detail::shape_str({B, S, O}));
-    check_state(d_state, "d_state", slots, B, H, HC);
-    has_forward_ = false;
-    Gradients<T> g;
-    g.input.resize(B, S, F);
-    g.state.h.resize(slots, B, H);
-    if constexpr (K == 2) g.state.c.resize(slots, B, HC);
-    self.backward_rows(In{ConstRows<T>(d_output.data(), B * S, O, Eigen::OuterStride<>(O)), B,
-                          S, nullptr, pointers(d_state)},
-                       Out{Rows<T>(g.input.data(), B * S, F, Eigen::OuterStride<>(F)),
-                           pointers(g.state)});
-    return g;
-  }
+  Gradients<T> backward(const Tensor3<T>& d_output, const State<T>& d_state = {});
 
  private:
   Derived& derived() { return static_cast<Derived&>(*this); }
@@ -237,5 +176,76 @@ class SequenceLayer : public Mode {
   Index batch_ = 0, steps_ = 0;
   detail::UseFlag in_use_;
 };
+
+// forward and backward are defined out of the class: under the compiled mode
+// (recur/compiled.hpp) a user's translation unit does not instantiate them.
+template <class Derived, class T, Index K>
+Output<T> SequenceLayer<Derived, T, K>::forward(const Tensor3<T>& x, const State<T>& initial,
+                                                const std::vector<Index>& lengths) {
+  const detail::UseFlag::Hold hold(in_use_, "forward");
+  Derived& self = derived();
+  const Index B = x.dimension(0), S = x.dimension(1), F = x.dimension(2);
+  const Index slots = self.state_slots(), H = self.state_size(0), O = self.output_size();
+  const Index HC = self.state_size(K - 1);
+  detail::require(B > 0 && S > 0, "forward: empty input ", detail::dims_str(x.dimensions()),
+                  "; batch and time must be at least 1");
+  detail::require(F == self.input_size(), "forward: input has ", F,
+                  " features but the layer expects input_size = ", self.input_size(),
+                  " (x is ", detail::dims_str(x.dimensions()), ")");
+  check_state(initial, "initial", slots, B, H, HC);
+  detail::require(lengths.empty() || static_cast<Index>(lengths.size()) == B, "forward: got ",
+                  lengths.size(), " lengths for a batch of ", B, " (x is ",
+                  detail::dims_str(x.dimensions()), ")");
+  for (std::size_t b = 0; b < lengths.size(); ++b)
+    detail::require(lengths[b] >= 0 && lengths[b] <= S, "forward: lengths[", b, "] = ",
+                    lengths[b], " is outside [0, ", S, "] (x is ",
+                    detail::dims_str(x.dimensions()), ")");
+
+  const T* xdata = x.data();
+  if (training_) {
+    x_ = x;  // kept for the weight gradient of backward()
+    xdata = x_.data();
+  }
+  Output<T> out;
+  out.output.resize(B, S, O);
+  out.state.h.resize(slots, B, H);
+  if constexpr (K == 2) out.state.c.resize(slots, B, HC);
+  has_forward_ = false;
+  self.forward_rows(In{ConstRows<T>(xdata, B * S, F, Eigen::OuterStride<>(F)), B, S,
+                       lengths.empty() ? nullptr : lengths.data(), pointers(initial)},
+                    Out{Rows<T>(out.output.data(), B * S, O, Eigen::OuterStride<>(O)),
+                        pointers(out.state)},
+                    training_);
+  has_forward_ = training_;
+  batch_ = B;
+  steps_ = S;
+  return out;
+}
+
+template <class Derived, class T, Index K>
+Gradients<T> SequenceLayer<Derived, T, K>::backward(const Tensor3<T>& d_output,
+                                                    const State<T>& d_state) {
+  const detail::UseFlag::Hold hold(in_use_, "backward");
+  Derived& self = derived();
+  check_backward("backward");
+  const Index B = batch_, S = steps_, slots = self.state_slots(), H = self.state_size(0);
+  const Index HC = self.state_size(K - 1);
+  const Index O = self.output_size(), F = self.input_size();
+  detail::require(d_output.dimension(0) == B && d_output.dimension(1) == S &&
+                      d_output.dimension(2) == O,
+                  "backward: d_output is ", detail::dims_str(d_output.dimensions()),
+                  " but the forward's output is ", detail::shape_str({B, S, O}));
+  check_state(d_state, "d_state", slots, B, H, HC);
+  has_forward_ = false;
+  Gradients<T> g;
+  g.input.resize(B, S, F);
+  g.state.h.resize(slots, B, H);
+  if constexpr (K == 2) g.state.c.resize(slots, B, HC);
+  self.backward_rows(In{ConstRows<T>(d_output.data(), B * S, O, Eigen::OuterStride<>(O)), B,
+                        S, nullptr, pointers(d_state)},
+                     Out{Rows<T>(g.input.data(), B * S, F, Eigen::OuterStride<>(F)),
+                         pointers(g.state)});
+  return g;
+}
 
 }  // namespace recur

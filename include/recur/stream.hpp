@@ -144,26 +144,7 @@ class Stream {
     return step(x_.data());
   }
   /// The same from batch * input_size contiguous values.
-  ConstRows<T> step(const T* x) noexcept {
-    const Index B = batch_, H = width(0);
-    const T* in = x;
-    Index ld = input_size();
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      auto& layer = layers_[l];
-      layer.project_rows(in, ld, B, a_.data());
-      const auto [prev, next] = states(l);
-      if (B == 1)
-        layer.step_one(a_.data(), prev, next);
-      else
-        layer.step(a_.data(), B, prev, next);
-      in = next[0];
-      ld = H;
-    }
-    cur_ = 1 - cur_;
-    if (!has_head()) return ConstRows<T>(in, B, H, Eigen::OuterStride<>(H));
-    apply_head(in, B, out_.data());
-    return ConstRows<T>(out_.data(), B, head_out_, Eigen::OuterStride<>(head_out_));
-  }
+  ConstRows<T> step(const T* x) noexcept;
 
   /// n time steps at once: in [n, batch, input_size] -> out [n, batch, output_size], both
   /// contiguous and time-major (step t of sample b at (t * batch + b) * features: interleaved
@@ -171,13 +152,7 @@ class Stream {
   /// blocks (which pays where they are a real share of a step: wide inputs, large heads; at
   /// batch 1 and a small hidden size the recurrence itself is the step, see
   /// docs/performance.md). in and out may not overlap.
-  void process(const T* in, Index n, T* out) noexcept {
-    const Index B = batch_, I = input_size(), O = output_size();
-    for (Index t0 = 0; t0 < n; t0 += block_) {
-      const Index m = std::min(block_, n - t0);
-      block(in + t0 * B * I, m, out + t0 * B * O);
-    }
-  }
+  void process(const T* in, Index n, T* out) noexcept;
 
   /// Bytes the stream owns (packed weights, state and scratch).
   std::size_t bytes() const {
@@ -256,72 +231,9 @@ class Stream {
   // Fewer outputs than half a packet: dot products beat the packed product's mostly idle lanes.
   bool few_outputs() const { return 2 * head_out_ < detail::PackedMatVec<T>::padded(1); }
 
-  void build(Model& model, Linear<T>* head) {
-    detail::require(batch_ > 0, "Stream: batch must be positive, got ", batch_);
-    detail::require(block_ > 0, "Stream: max_block must be positive, got ", block_);
-    detail::require(model.output_size() == model.state_size(0),
-                    "Stream: bidirectional models cannot run one step at a time");
-    if constexpr (std::is_same_v<Model, Recurrent<Cell>>)
-      detail::require(model.direction() == Direction::Forward,
-                      "Stream: a reverse layer cannot run one step at a time (it needs the future)");
-    auto p = model.named_parameters();
-    hidden_ = model.hidden_size();
-    width_ = model.state_size(0);
-    const Index proj = width_ < hidden_ ? width_ : 0;
-    per_layer_ = 4 + (proj > 0 ? 1 : 0) + detail::cell_parameters(model.cell(), hidden_).size();
-    const Index L = static_cast<Index>(p.size() / per_layer_);
-    for (Index l = 0; l < L; ++l)
-      layers_.emplace_back(model.cell(), p[static_cast<std::size_t>(l) * per_layer_].value.cols(), hidden_,
-                           proj);
-    head_out_ = head ? head->out_features() : 0;
-    if (head)
-      detail::require(head->in_features() == width_, "Stream: the head takes ",
-                      head->in_features(), " features but the model outputs ", width_);
-    const Index B = batch_, GS = layers_.front().gate_stride();
-    const Index rows = detail::checked_count("Stream: max_block * batch", {block_, B}, 1);
-    for (auto& layer : layers_) layer.reserve(B, rows);
-    for (auto& side : state_)
-      for (Index k = 0; k < kStates; ++k)
-        side[static_cast<std::size_t>(k)].assign(static_cast<std::size_t>(L * B * width(k)), T(0));
-    a_.assign(static_cast<std::size_t>(detail::checked_count("Stream: block gate buffer", {rows, GS}, sizeof(T))), T(0));
-    seq_.assign(static_cast<std::size_t>(rows * width_), T(0));
-    out_.assign(static_cast<std::size_t>(B * output_size()), T(0));
-    head_h_.assign(static_cast<std::size_t>(detail::PackedMatVec<T>::padded(head_out_)), T(0));
-    x_.assign(static_cast<std::size_t>(B * input_size()), T(0));
-    load(model, head);
-  }
+  void build(Model& model, Linear<T>* head);
 
-  void load(Model& model, Linear<T>* head) {
-    auto p = model.named_parameters();
-    const std::size_t n = per_layer_;
-    detail::require(p.size() == n * layers_.size() && model.hidden_size() == hidden_ &&
-                        (head ? head->out_features() : 0) == head_out_,
-                    "Stream::reload: the model (", p.size() / n, " layers of ", model.hidden_size(),
-                    " units, head of ", head ? head->out_features() : 0,
-                    " outputs) is not the one the stream was made with (", layers_.size(),
-                    " layers of ", hidden_, " units, head of ", head_out_, " outputs)");
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      const auto* q = p.data() + n * l;  // the layer's four, then the cell's (contiguous)
-      detail::require(q[0].value.cols() == layers_[l].input_size(), "Stream::reload: layer ",
-                      l, " takes ", q[0].value.cols(), " features, the stream's ",
-                      layers_[l].input_size());
-      const std::size_t cell_at = layers_[l].proj_size() > 0 ? 5 : 4;  // after weight_hr
-      layers_[l].load(q[0].value.data(), q[1].value.data(), q[2].value.data(), q[3].value.data(),
-                      n > cell_at ? q[cell_at].value.data() : nullptr,
-                      cell_at == 5 ? q[4].value.data() : nullptr);
-    }
-    if (!head) return;
-    auto hp = head->named_parameters();
-    const Index H = width_, O = head_out_;
-    head_b_.assign(static_cast<std::size_t>(O), T(0));
-    if (hp.size() > 1) std::copy(hp[1].value.data(), hp[1].value.data() + O, head_b_.begin());
-    const T* w = hp[0].value.data();  // [O, H] row-major
-    if (few_outputs()) {  // W as it is: one row per dot product
-      head_w_.assign(w, w + O * H);
-    } else {
-      head_.pack(w, O, H, H, head_b_.data());
-    }
-  }
+  void load(Model& model, Linear<T>* head);
 
   Index batch_, block_, hidden_ = 0, width_ = 0, head_out_ = 0;  // width_: of h
   std::size_t per_layer_ = 4;  // parameters per layer: the four, then the cell's own
@@ -336,5 +248,107 @@ class Stream {
   detail::PackedMatVec<T> head_;    // the head's W and b, packed (many outputs)
   detail::Buffer<T> head_w_, head_b_;  // W [O, H] (few outputs), b
 };
+
+// The work is defined out of the class: under the compiled mode (recur/compiled.hpp) a
+// user's translation unit does not instantiate it.
+template <class Model>
+auto Stream<Model>::step(const T* x) noexcept -> ConstRows<T> {
+  const Index B = batch_, H = width(0);
+  const T* in = x;
+  Index ld = input_size();
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    auto& layer = layers_[l];
+    layer.project_rows(in, ld, B, a_.data());
+    const auto [prev, next] = states(l);
+    if (B == 1)
+      layer.step_one(a_.data(), prev, next);
+    else
+      layer.step(a_.data(), B, prev, next);
+    in = next[0];
+    ld = H;
+  }
+  cur_ = 1 - cur_;
+  if (!has_head()) return ConstRows<T>(in, B, H, Eigen::OuterStride<>(H));
+  apply_head(in, B, out_.data());
+  return ConstRows<T>(out_.data(), B, head_out_, Eigen::OuterStride<>(head_out_));
+}
+
+template <class Model>
+void Stream<Model>::process(const T* in, Index n, T* out) noexcept {
+  const Index B = batch_, I = input_size(), O = output_size();
+  for (Index t0 = 0; t0 < n; t0 += block_) {
+    const Index m = std::min(block_, n - t0);
+    block(in + t0 * B * I, m, out + t0 * B * O);
+  }
+}
+
+template <class Model>
+void Stream<Model>::build(Model& model, Linear<T>* head) {
+  detail::require(batch_ > 0, "Stream: batch must be positive, got ", batch_);
+  detail::require(block_ > 0, "Stream: max_block must be positive, got ", block_);
+  detail::require(model.output_size() == model.state_size(0),
+                  "Stream: bidirectional models cannot run one step at a time");
+  if constexpr (std::is_same_v<Model, Recurrent<Cell>>)
+    detail::require(model.direction() == Direction::Forward,
+                    "Stream: a reverse layer cannot run one step at a time (it needs the future)");
+  auto p = model.named_parameters();
+  hidden_ = model.hidden_size();
+  width_ = model.state_size(0);
+  const Index proj = width_ < hidden_ ? width_ : 0;
+  per_layer_ = 4 + (proj > 0 ? 1 : 0) + detail::cell_parameters(model.cell(), hidden_).size();
+  const Index L = static_cast<Index>(p.size() / per_layer_);
+  for (Index l = 0; l < L; ++l)
+    layers_.emplace_back(model.cell(), p[static_cast<std::size_t>(l) * per_layer_].value.cols(), hidden_,
+                         proj);
+  head_out_ = head ? head->out_features() : 0;
+  if (head)
+    detail::require(head->in_features() == width_, "Stream: the head takes ",
+                    head->in_features(), " features but the model outputs ", width_);
+  const Index B = batch_, GS = layers_.front().gate_stride();
+  const Index rows = detail::checked_count("Stream: max_block * batch", {block_, B}, 1);
+  for (auto& layer : layers_) layer.reserve(B, rows);
+  for (auto& side : state_)
+    for (Index k = 0; k < kStates; ++k)
+      side[static_cast<std::size_t>(k)].assign(static_cast<std::size_t>(L * B * width(k)), T(0));
+  a_.assign(static_cast<std::size_t>(detail::checked_count("Stream: block gate buffer", {rows, GS}, sizeof(T))), T(0));
+  seq_.assign(static_cast<std::size_t>(rows * width_), T(0));
+  out_.assign(static_cast<std::size_t>(B * output_size()), T(0));
+  head_h_.assign(static_cast<std::size_t>(detail::PackedMatVec<T>::padded(head_out_)), T(0));
+  x_.assign(static_cast<std::size_t>(B * input_size()), T(0));
+  load(model, head);
+}
+
+template <class Model>
+void Stream<Model>::load(Model& model, Linear<T>* head) {
+  auto p = model.named_parameters();
+  const std::size_t n = per_layer_;
+  detail::require(p.size() == n * layers_.size() && model.hidden_size() == hidden_ &&
+                      (head ? head->out_features() : 0) == head_out_,
+                  "Stream::reload: the model (", p.size() / n, " layers of ", model.hidden_size(),
+                  " units, head of ", head ? head->out_features() : 0,
+                  " outputs) is not the one the stream was made with (", layers_.size(),
+                  " layers of ", hidden_, " units, head of ", head_out_, " outputs)");
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const auto* q = p.data() + n * l;  // the layer's four, then the cell's (contiguous)
+    detail::require(q[0].value.cols() == layers_[l].input_size(), "Stream::reload: layer ",
+                    l, " takes ", q[0].value.cols(), " features, the stream's ",
+                    layers_[l].input_size());
+    const std::size_t cell_at = layers_[l].proj_size() > 0 ? 5 : 4;  // after weight_hr
+    layers_[l].load(q[0].value.data(), q[1].value.data(), q[2].value.data(), q[3].value.data(),
+                    n > cell_at ? q[cell_at].value.data() : nullptr,
+                    cell_at == 5 ? q[4].value.data() : nullptr);
+  }
+  if (!head) return;
+  auto hp = head->named_parameters();
+  const Index H = width_, O = head_out_;
+  head_b_.assign(static_cast<std::size_t>(O), T(0));
+  if (hp.size() > 1) std::copy(hp[1].value.data(), hp[1].value.data() + O, head_b_.begin());
+  const T* w = hp[0].value.data();  // [O, H] row-major
+  if (few_outputs()) {  // W as it is: one row per dot product
+    head_w_.assign(w, w + O * H);
+  } else {
+    head_.pack(w, O, H, H, head_b_.data());
+  }
+}
 
 }  // namespace recur

@@ -95,3 +95,9 @@ TorchModel<Model> load_torch_model(const std::string& path, const std::string& r
 }
 
 }  // namespace recur
+
+#if defined(RECUR_COMPILED) && defined(RECUR_COMPILED_CHECKPOINT)
+#include "recur/detail/instantiations.hpp"
+RECUR_INSTANTIATE_TORCH_MODEL(extern template, float)
+RECUR_INSTANTIATE_TORCH_MODEL(extern template, double)
+#endif

@@ -38,6 +38,16 @@
 #include "recur/detail/eigen.hpp"
 #include "recur/types.hpp"
 
+// The compiled mode's library is built with the defaults: a unit linking it cannot change them
+// (its inline kernels and the library's would differ: an ODR violation).
+#if defined(RECUR_COMPILED) &&                                                              \
+    (defined(RECUR_GEMM_TILE_ROWS) || defined(RECUR_GEMM_DEPTH_BLOCK) ||                     \
+     defined(RECUR_GEMM_X_BLOCK_BYTES) || defined(RECUR_GEMM_XT_ROWS) ||                     \
+     defined(RECUR_STEP_INPUT_MAX_BYTES) || defined(RECUR_STEP_INPUT_MIN_A_BYTES) ||         \
+     defined(RECUR_STEP_INPUT_MIN_ROWS) || defined(RECUR_PARALLEL_PACK_MIN) ||               \
+     defined(RECUR_UNITS_PER_THREAD) || defined(RECUR_PARALLEL_MIN_WORK))
+#error "recur: a RECUR_* tuning value is set in a unit of the compiled mode (RECUR_COMPILED); the library recur::compiled uses the defaults: use recur::recur (header-only) to tune"
+#endif
 #ifndef RECUR_GEMM_TILE_ROWS
 #define RECUR_GEMM_TILE_ROWS (EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 4)
 #endif
