@@ -29,8 +29,10 @@
 #include <array>
 
 #include "recur/detail/eigen.hpp"
+#include "recur/detail/gemm_pack.hpp"
+#include "recur/detail/gemm_tile.hpp"
 #include "recur/detail/tuning.hpp"
-#include "recur/threads.hpp"
+#include "recur/detail/threads.hpp"
 #include "recur/types.hpp"
 
 // Eigen's AVX-512 packets trip GCC 12's -Wmaybe-uninitialized inside avx512fintrin.h
@@ -45,29 +47,9 @@
 #pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"
 #endif
 
-// Keeps a loaded weight packet in a register: compilers otherwise fold the load into each of
-// the NR multiply-adds that use it, and the load ports (one 512-bit load per cycle on Zen 4)
-// become the bottleneck instead of the FMA units (measured: ~10% of the kernel's speed).
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define RECUR_IN_REGISTER(x) __asm__("" : "+v"(x))
-#else
-#define RECUR_IN_REGISTER(x) (void)0
-#endif
-
 namespace recur::detail {
 
 enum class WeightOp { Transposed, AsIs };
-
-// How a product meets its result Y: Y += X op(W) (add), Y = X op(W) (assign), or
-// Y = bias + X op(W) (assign from a bias row of n values). Assigning never reads Y, so the
-// product needs no pass that zeroes Y or broadcasts the bias into it first.
-template <typename T>
-struct Update {
-  const T* bias = nullptr;
-  bool assign = false;
-  static Update add() { return {}; }
-  static Update assign_to(const T* bias = nullptr) { return {bias, true}; }
-};
 
 // Rows a product's caller reads next (the step's input projection, which the cell reads after
 // the recurrent product): `rows` rows of `cols` values, `ld` apart. The product fetches them
@@ -80,11 +62,11 @@ struct Ahead {
 
 template <typename T>
 class PackedWeight {
-  using Packet = typename Eigen::internal::packet_traits<T>::type;
-  static constexpr Index P = Eigen::internal::unpacket_traits<Packet>::size;
-  static constexpr Index MP = 3;  // packets per tile along n
-  static constexpr Index MR = MP * P;
-  static constexpr Index NR = tuning::kTileRows;  // 8 with 32 vector registers, 4 with 16
+  using Packet = typename GemmShape<T>::Packet;
+  static constexpr Index P = GemmShape<T>::P, MP = GemmShape<T>::MP, MR = GemmShape<T>::MR;
+  static constexpr Index NR = GemmShape<T>::NR;
+  using Tiles = GemmTiles<T>;  // the micro-kernel (detail/gemm_tile.hpp)
+  using Pack = GemmPackX<T>;   // packing X (detail/gemm_pack.hpp)
 
  public:
   /// Packs op(W) for products X * op(W). W is row-major, `rows` x `cols`, rows `ld` apart
@@ -149,7 +131,7 @@ class PackedWeight {
         Index i = 0;
         for (; i + NR <= ni; i += NR) {  // NR rows at a time, transposed in registers
           const T* src = ws + (i0 + i) * lds;
-          for (Index kk = transpose_rows(src, lds, kn, dh + i, wp); kk < kn; ++kk)
+          for (Index kk = Pack::transpose_rows(src, lds, kn, dh + i, wp); kk < kn; ++kk)
             for (Index c = 0; c < NR; ++c) dh[kk * wp + i + c] = src[c * lds + kk];
         }
         for (; i < ni; ++i) {
@@ -197,8 +179,8 @@ class PackedWeight {
       for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
         const Index rows = std::min(mb, m - r), kc = std::min(kKc, k_ - k0);
         const Index a = std::clamp<Index>(k1 - k0, 0, kc);  // of this depth block, from X1
-        if (a > 0) pack_x(x1 + r * ldx1 + k0, rows, ldx1, kc, work, 0, a);
-        if (a < kc) pack_x(x2 + r * ldx2 + (k0 + a - k1), rows, ldx2, kc, work, a, kc - a);
+        if (a > 0) Pack::pack_x(x1 + r * ldx1 + k0, rows, ldx1, kc, work, 0, a);
+        if (a < kc) Pack::pack_x(x2 + r * ldx2 + (k0 + a - k1), rows, ldx2, kc, work, a, kc - a);
         panels(work, rows, k0, kc, y + r * ldy, ldy, work + (rows + NR - 1) / NR * NR * kc,
                k0 == 0 ? update : Update<T>::add(), r == 0 && k0 == 0 ? ahead : Ahead<T>{},
                /*split=*/true);
@@ -230,7 +212,7 @@ class PackedWeight {
     for (Index r0 = 0; r0 < m; r0 += sb)
       for (Index k0 = 0; k0 < std::max<Index>(k_, 1); k0 += kKc) {
         const Index ms = std::min(sb, m - r0), kc = std::min(kKc, k_ - k0);
-        pack_xt(x + k0 * ldx + r0, ms, ldx, kc, work, sums ? sums + r0 : nullptr);
+        Pack::pack_xt(x + k0 * ldx + r0, ms, ldx, kc, work, sums ? sums + r0 : nullptr);
         T* spill = work + (ms + NR - 1) / NR * NR * kc;
         for (const Target& t : to)
           if (t.w)
@@ -252,7 +234,7 @@ class PackedWeight {
     }
     void next() {
       for (Index n = std::min(share_, left_); n > 0; --n, --left_) {
-        prefetch<0, 2>(a_.base + row_ * a_.ld + col_ * kLine);
+        Tiles::template prefetch<0, 2>(a_.base + row_ * a_.ld + col_ * kLine);
         if (++col_ == per_row_) col_ = 0, ++row_;
       }
     }
@@ -274,78 +256,10 @@ class PackedWeight {
     return std::max(NR, rows / NR * NR);
   }
 
-  // X's rows packed in panels of NR rows (the last one narrower: `tail` of 8, 4, 2 or 1),
-  // k-major: panel j at work + j * NR * kc, element [kk * width + c]. (An 8-aligned row r
-  // of X starts its panel at work + r * kc, so a range of whole panels is packed X too.)
-  static Index tail_width(Index rest) { return rest == 0 ? 0 : rest > 4 ? 8 : rest > 2 ? 4 : rest; }
-  // A tail of 1-3 rows after at least one full panel: the last NR + rest rows are packed as
-  // two panels of balanced widths (NR = 8: 5 + 4, 5 + 5, 6 + 5), each a tile of its own. A
-  // tile of 1-3 rows loads a weight packet for every 1-3 multiply-adds, from L2 (the panel
-  // does not fit L1): at S4 on two threads (25 rows a slice), the 1-row tile took 4.4 % of
-  // the time for 1.9 % of the multiply-adds. Only for X packed from its rows (pack_x).
-  static bool split_tail(Index full, Index rest) {
-    return NR == 8 && full >= 1 && rest >= 1 && rest <= 3;
-  }
-  static Index split_first(Index rest) { return (NR + rest + 1) / 2; }
-  // m rows of X, x points at X[0, k0]; rows ldx apart. The panels are kc deep; this fills
-  // the depths [off, off + len) of them (default: all) from x's first len columns.
-  static void pack_x(const T* x, Index m, Index ldx, Index kc, T* work, Index off = 0,
-                     Index len = -1) {
-    if (len < 0) len = kc;
-    const Index full = m / NR, rest = m - full * NR;
-    // (A panel `width` wide starts at base; depth kk of it at base + kk * width.)
-    const auto panel = [&](const T* from, Index rows, Index width, T* base) {
-      pack_panel(from, rows, width, ldx, len, base + off * width);
-    };
-    if (split_tail(full, rest)) {
-      const Index r0 = (full - 1) * NR, w1 = split_first(rest), w2 = NR + rest - w1;
-      pack_x(x, r0, ldx, kc, work, off, len);  // the panels before the last full one
-      panel(x + r0 * ldx, w1, w1, work + r0 * kc);
-      panel(x + (r0 + w1) * ldx, w2, w2, work + full * NR * kc);
-      return;
-    }
-    for (Index j = 0; j < full; ++j) panel(x + j * NR * ldx, NR, NR, work + j * NR * kc);
-    if (rest > 0) panel(x + full * NR * ldx, rest, tail_width(rest), work + full * NR * kc);
-  }
-  // `rows` rows of X as one panel `width` wide (the columns past `rows` zero):
-  // d[kk * width + c] = x[c * ldx + kk].
-  static void pack_panel(const T* x, Index rows, Index width, Index ldx, Index kc, T* d) {
-    Index k_done = 0;
-    if (rows == NR) k_done = transpose_rows(x, ldx, kc, d, NR);
-    for (Index c = 0; c < rows; ++c) {
-      const T* src = x + c * ldx;
-      for (Index kk = k_done; kk < kc; ++kk) d[kk * width + c] = src[kk];
-    }
-    for (Index c = rows; c < width; ++c)
-      for (Index kk = 0; kk < kc; ++kk) d[kk * width + c] = T(0);
-  }
-  // The same from X^T: x points at X^T[k0, 0], its kc rows (m values each) ldx apart. With
-  // `sums`, also sums[c] += x[kk * ldx + c] for every row kk, in order.
-  static void pack_xt(const T* x, Index m, Index ldx, Index kc, T* work, T* sums) {
-    const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
-    constexpr Index kLine = 64 / static_cast<Index>(sizeof(T)), kAhead = 8;
-    for (Index kk = 0; kk < kc; ++kk) {  // one row of X^T at a time, spread over the panels
-      const T* src = x + kk * ldx;
-      if (kk + kAhead < kc)
-        for (Index i = 0; i < m; i += kLine) prefetch<0>(src + kAhead * ldx + i);
-      for (Index j = 0; j < full; ++j)
-        std::copy(src + j * NR, src + j * NR + NR, work + j * NR * kc + kk * NR);
-      if (tail > 0) {
-        T* d = work + full * NR * kc + kk * tail;
-        std::copy(src + full * NR, src + m, d);
-        std::fill(d + rest, d + tail, T(0));
-      }
-      if (sums) {
-        using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
-        Eigen::Map<Row>(sums, m) += Eigen::Map<const Row>(src, m);
-      }
-    }
-  }
-
   // Y[m, n] (+)= X[m, k0:k0+kc] * op(W)[k0:k0+kc, :] as `update` says, X packed.
   void panels(const T* work, Index m, Index k0, Index kc, T* y, Index ldy, T* spill,
               Update<T> update, Ahead<T> ahead = {}, bool split = false) const {
-    const Index full = m / NR, rest = m - full * NR, tail = tail_width(rest);
+    const Index full = m / NR, rest = m - full * NR, tail = Pack::tail_width(rest);
     const Index panels = (n_ + MR - 1) / MR;
     // `ahead`'s lines, spread evenly over the tiles (a few each: a burst of prefetches at
     // once would stall the tile behind them).
@@ -370,27 +284,27 @@ class PackedWeight {
   void panel(const T* a, const T* work, Index kc, Index full, Index rest, Index tail, T* y,
              Index ldy, Index ni, T* spill, Update<T> update, Fetcher& fetch, bool split) const {
     // With a split tail (pack_x), the last full panel and the tail are two balanced tiles.
-    const bool two = split && split_tail(full, rest);
+    const bool two = split && Pack::split_tail(full, rest);
     for (Index j = 0; j < (two ? full - 1 : full); ++j) {
       fetch.next();
-      tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, update);
+      Tiles::template tile<M, NR, 1>(a, work + j * NR * kc, kc, y + j * NR * ldy, ldy, ni, NR, spill, update);
     }
     if constexpr (NR == 8) {
       if (two) {
         fetch.next();
-        const Index r0 = (full - 1) * NR, w1 = split_first(rest);
+        const Index r0 = (full - 1) * NR, w1 = Pack::split_first(rest);
         const T* b1 = work + r0 * kc;
         const T* b2 = work + full * NR * kc;
         T* y1 = y + r0 * ldy;
         T* y2 = y1 + w1 * ldy;
         if (w1 == 5)
-          tile<M, 5, 1>(a, b1, kc, y1, ldy, ni, 5, spill, update);
+          Tiles::template tile<M, 5, 1>(a, b1, kc, y1, ldy, ni, 5, spill, update);
         else
-          tile<M, 6, 1>(a, b1, kc, y1, ldy, ni, 6, spill, update);
+          Tiles::template tile<M, 6, 1>(a, b1, kc, y1, ldy, ni, 6, spill, update);
         if (rest == 1)
-          tile<M, 4, 1>(a, b2, kc, y2, ldy, ni, 4, spill, update);
+          Tiles::template tile<M, 4, 1>(a, b2, kc, y2, ldy, ni, 4, spill, update);
         else
-          tile<M, 5, 1>(a, b2, kc, y2, ldy, ni, 5, spill, update);
+          Tiles::template tile<M, 5, 1>(a, b2, kc, y2, ldy, ni, 5, spill, update);
         return;
       }
     }
@@ -400,108 +314,14 @@ class PackedWeight {
     T* yt = y + full * NR * ldy;
     // Narrow tiles have few accumulators: unroll k into independent sets to hide latency.
     if constexpr (NR == 8) {
-      if (tail == 8) return tile<M, 8, 1>(a, b, kc, yt, ldy, ni, rest, spill, update);
+      if (tail == 8) return Tiles::template tile<M, 8, 1>(a, b, kc, yt, ldy, ni, rest, spill, update);
     }
     if (tail == 4)
-      tile<M, 4, 1>(a, b, kc, yt, ldy, ni, rest, spill, update);
+      Tiles::template tile<M, 4, 1>(a, b, kc, yt, ldy, ni, rest, spill, update);
     else if (tail == 2)
-      tile<M, 2, 2>(a, b, kc, yt, ldy, ni, rest, spill, update);
+      Tiles::template tile<M, 2, 2>(a, b, kc, yt, ldy, ni, rest, spill, update);
     else
-      tile<M, 1, 4>(a, b, kc, yt, ldy, ni, rest, spill, update);
-  }
-
-  // d[kk * ldd + c] = x[c * ldx + kk] for NR rows (c < NR), NR x NR blocks at a time with a
-  // register transpose when the machine has a packet of NR elements; returns the depth done.
-  static Index transpose_rows(const T* x, Index ldx, Index kc, T* d, Index ldd) {
-    using namespace Eigen::internal;
-    using TP = typename find_best_packet<T, static_cast<int>(NR)>::type;
-    if constexpr (unpacket_traits<TP>::size == NR) {
-      Index kk = 0;
-      for (; kk + NR <= kc; kk += NR) {
-        PacketBlock<TP, static_cast<int>(NR)> block;
-        for (Index c = 0; c < NR; ++c) block.packet[c] = ploadu<TP>(x + c * ldx + kk);
-        ptranspose(block);
-        for (Index c = 0; c < NR; ++c) pstoreu(d + (kk + c) * ldd, block.packet[c]);
-      }
-      return kk;
-    } else {
-      (void)x, (void)ldx, (void)kc, (void)d, (void)ldd;
-      return 0;
-    }
-  }
-
-  // Cache hint: fetch the line holding p, for reading (kRw = 0) or writing (kRw = 1), into
-  // every level (kLocality 3) or L2 and beyond (2).
-  template <int kRw, int kLocality = 3>
-  static EIGEN_STRONG_INLINE void prefetch(const T* p) {
-#if defined(__GNUC__)
-    __builtin_prefetch(p, kRw, kLocality);
-#else
-    (void)p;
-#endif
-  }
-
-  // One step of depth: acc[r][c] += a[r*P : r*P + P] * b[c] for the M packets and N rows.
-  template <int M, int N>
-  static EIGEN_STRONG_INLINE void depth_step(const T* ak, const T* bk, Packet (&acc)[M][N]) {
-    using namespace Eigen::internal;
-    Packet w[M];
-    for (int r = 0; r < M; ++r) {
-      w[r] = pload<Packet>(ak + r * P);
-      RECUR_IN_REGISTER(w[r]);
-    }
-    for (int c = 0; c < N; ++c) {
-      const Packet bc = pset1<Packet>(bk[c]);
-      for (int r = 0; r < M; ++r) acc[r][c] = pmadd(w[r], bc, acc[r][c]);
-    }
-  }
-
-  // y[c, i] += sum_{kk < kc} a[kk * M*P + i] * b[kk * N + c]  for c < nc, i < ni; with
-  // update.assign, y[c, i] = the sum (+ bias[i] when there is a bias).
-  // Not inlined: each tile is one function the compiler optimises on its own (inlined, the
-  // dozen tiles made multiply() one huge function: 12 s of clang's optimiser per scalar type,
-  // for no speed; a call per tile is nothing next to its kc * M * N multiply-adds).
-  template <int M, int N, int KU>
-  EIGEN_DONT_INLINE void tile(const T* a, const T* b, Index kc, T* y, Index ldy, Index ni, Index nc,
-                              T* spill, Update<T> update) const {
-    using namespace Eigen::internal;
-    constexpr Index W = M * P;
-    // The tile's rows of Y are written at the end: fetch them now, while the FMAs run. Y can
-    // be large (the input projection of every step), and its misses would stall the stores.
-    for (Index c = 0; c < nc; ++c)
-      for (Index i = 0; i < ni; i += 64 / static_cast<Index>(sizeof(T)))
-        prefetch<1>(y + c * ldy + i);
-    Packet acc[KU][M][N];
-    for (int u = 0; u < KU; ++u)
-      for (int r = 0; r < M; ++r)
-        for (int c = 0; c < N; ++c) acc[u][r][c] = pset1<Packet>(T(0));
-    Index kk = 0;
-    for (; kk + KU <= kc; kk += KU)
-      for (int u = 0; u < KU; ++u) depth_step<M, N>(a + (kk + u) * W, b + (kk + u) * N, acc[u]);
-    for (; kk < kc; ++kk) depth_step<M, N>(a + kk * W, b + kk * N, acc[0]);
-    for (int u = 1; u < KU; ++u)
-      for (int r = 0; r < M; ++r)
-        for (int c = 0; c < N; ++c) acc[0][r][c] = padd(acc[0][r][c], acc[u][r][c]);
-    // Every index above is a constant once the loops are unrolled, so the accumulators stay
-    // in registers; the stores below keep it that way (no variable index into acc).
-    if (ni == W) {
-      for (int c = 0; c < N; ++c) {
-        if (c < nc) {
-          T* yc = y + c * ldy;
-          const T* from = update.assign ? update.bias : yc;  // null: start from zero
-          for (int r = 0; r < M; ++r)
-            pstoreu(yc + r * P,
-                    from ? padd(ploadu<Packet>(from + r * P), acc[0][r][c]) : acc[0][r][c]);
-        }
-      }
-    } else {
-      for (int c = 0; c < N; ++c)
-        for (int r = 0; r < M; ++r) pstoreu(spill + c * W + r * P, acc[0][r][c]);
-      for (Index c = 0; c < nc; ++c) {
-        const T* from = update.assign ? update.bias : y + c * ldy;
-        for (Index i = 0; i < ni; ++i) y[c * ldy + i] = (from ? from[i] : T(0)) + spill[c * W + i];
-      }
-    }
+      Tiles::template tile<M, 1, 4>(a, b, kc, yt, ldy, ni, rest, spill, update);
   }
 
   WeightOp op_ = WeightOp::Transposed;
@@ -511,7 +331,6 @@ class PackedWeight {
 
 }  // namespace recur::detail
 
-#undef RECUR_IN_REGISTER
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop

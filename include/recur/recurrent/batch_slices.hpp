@@ -19,7 +19,7 @@
 
 #include "recur/detail/tuning.hpp"
 #include "recur/recurrent/core.hpp"
-#include "recur/threads.hpp"
+#include "recur/detail/threads.hpp"
 
 namespace recur::detail {
 

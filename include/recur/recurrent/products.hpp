@@ -23,7 +23,7 @@
 #include "recur/detail/gemm.hpp"
 #include "recur/detail/tuning.hpp"
 #include "recur/recurrent/weights.hpp"
-#include "recur/threads.hpp"
+#include "recur/detail/threads.hpp"
 
 namespace recur::detail {
 
@@ -46,7 +46,7 @@ class WeightProducts {
     packed_input_ = S >= 2;
     packed_recurrent_ = S >= 2 && B >= 2;
     joint_ = joint;
-    const int threads = std::max(1, num_threads());
+    const int threads = std::max(1, thread_count());
     const Index slice = (B + threads - 1) / threads;
     work_stride_ = 0;
     if (joint) {
@@ -231,7 +231,7 @@ class WeightProducts {
     Index total = 0;
     for (int i = 0; i < count_; ++i) total += queued_[i].to->n() * queued_[i].to->k();
     // (Below tuning::kParallelPackMin values on one thread: a parallel region costs a few us.)
-    const int parts = total >= tuning::kParallelPackMin ? std::max(1, num_threads()) : 1;
+    const int parts = total >= tuning::kParallelPackMin ? std::max(1, thread_count()) : 1;
     parallel(parts, [&](int p, int n) {
       for (int i = 0; i < count_; ++i)
         queued_[i].to->pack_part(queued_[i].w, queued_[i].ld, p, n, queued_[i].w2, queued_[i].ld2,
@@ -243,7 +243,7 @@ class WeightProducts {
   // Per-thread scratch of at least `per_thread` elements (64-byte apart slots).
   void reserve_work(Index per_thread) {
     work_stride_ = std::max(work_stride_, (per_thread + 15) / 16 * 16);
-    grow(work_, static_cast<std::size_t>(work_stride_ * std::max(1, num_threads())));
+    grow(work_, static_cast<std::size_t>(work_stride_ * std::max(1, thread_count())));
   }
   // Y (+)= X op(W) one row at a time: Eigen's matrix-vector product per row.
   template <class W>

@@ -20,7 +20,7 @@
 #include <utility>
 
 #include "recur/recurrent/core.hpp"
-#include "recur/threads.hpp"
+#include "recur/detail/threads.hpp"
 
 namespace recur::detail {
 
@@ -38,7 +38,7 @@ struct UnitSplit {
     if (B != 1 || S < 8) return 1;
     // At least 64 units a thread (tuning.hpp): below that a step's product is too short to
     // repay the threads meeting once per step.
-    const int n = std::min({num_threads(), static_cast<int>(H / tuning::kUnitsPerThread),
+    const int n = std::min({thread_count(), static_cast<int>(H / tuning::kUnitsPerThread),
                             StepProgress::kMaxParts});
     return n >= 2 ? n : 1;
   }
