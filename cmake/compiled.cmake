@@ -1,7 +1,8 @@
 # recur::compiled — the compiled mode (RECUR_BUILD_COMPILED): a static library holding the
 # explicit instantiations of the public models (RNN/LSTM/GRU, their layers and stacks, Stream),
 # the toolkit and, with nlohmann_json, the checkpoint and PyTorch-model readers, for float and
-# double. Linking it defines RECUR_COMPILED, under which recur's headers declare those
+# double (RECUR_COMPILED_SCALARS: one of them halves the library's build). Linking it defines
+# RECUR_COMPILED (and RECUR_COMPILED_FLOAT / _DOUBLE), under which recur's headers declare those
 # instantiations `extern template` (include/recur/detail/instantiations.hpp holds the one
 # list): a user's unit compiles in seconds instead of a minute. Header-only use
 # (recur::recur) stays the default.
@@ -9,9 +10,17 @@
 # Usage requirements: the library's instruction set (-march=native with RECUR_NATIVE) and
 # OpenMP (with RECUR_OPENMP) are PUBLIC, because recur's kernels and data layout follow them;
 # a unit compiled otherwise fails to link with a message naming what the library was built for.
+set(RECUR_COMPILED_SCALARS "float;double" CACHE STRING
+    "The scalar types recur::compiled holds (float, double or both; a unit then instantiates the others itself)")
 set(recur_compiled_sources "")
+set(recur_compiled_defines RECUR_COMPILED)
 set(recur_compiled_parts "RNN|RNNCell" "LSTM|LSTMCell" "GRU|GRUCell")
-foreach(scalar float double)
+foreach(scalar IN LISTS RECUR_COMPILED_SCALARS)
+  if(NOT scalar MATCHES "^(float|double)$")
+    message(FATAL_ERROR "RECUR_COMPILED_SCALARS: `${scalar}` is not float or double")
+  endif()
+  string(TOUPPER "${scalar}" upper)
+  list(APPEND recur_compiled_defines RECUR_COMPILED_${upper})
   foreach(part IN LISTS recur_compiled_parts)
     string(REPLACE "|" ";" names "${part}")
     list(GET names 0 model)
@@ -61,8 +70,11 @@ add_library(recur::compiled ALIAS recur_compiled)
 set_target_properties(recur_compiled PROPERTIES EXPORT_NAME compiled OUTPUT_NAME recur
                       POSITION_INDEPENDENT_CODE ON)
 target_link_libraries(recur_compiled PUBLIC recur)
-target_compile_definitions(recur_compiled INTERFACE RECUR_COMPILED)
+target_compile_definitions(recur_compiled INTERFACE ${recur_compiled_defines})
 target_compile_options(recur_compiled PRIVATE -Wall -Wextra -Wpedantic)
+if(recur_top_level)  # recur's own build: warnings are errors, as in its tests
+  target_compile_options(recur_compiled PRIVATE -Werror)
+endif()
 set(recur_compiled_openmp OFF)  # (what the package's config file must find again)
 set(recur_compiled_checkpoint OFF)
 if(TARGET recur_checkpoint)

@@ -319,6 +319,5 @@ inline std::vector<std::string> remove_stale_checkpoint_files(const std::string&
 // RECUR_COMPILED_CHECKPOINT): these functions are instantiated in the library.
 #if defined(RECUR_COMPILED) && defined(RECUR_COMPILED_CHECKPOINT)
 #include "recur/detail/instantiations.hpp"
-RECUR_INSTANTIATE_CHECKPOINT(extern template, float)
-RECUR_INSTANTIATE_CHECKPOINT(extern template, double)
+RECUR_EXTERN(RECUR_INSTANTIATE_CHECKPOINT)
 #endif

@@ -29,6 +29,5 @@
 // streams and the toolkit for float and double are instantiated in the library, not here.
 #if defined(RECUR_COMPILED)
 #include "recur/detail/instantiations.hpp"
-RECUR_INSTANTIATE_MODELS(extern template, float)
-RECUR_INSTANTIATE_MODELS(extern template, double)
+RECUR_EXTERN(RECUR_INSTANTIATE_MODELS)
 #endif

@@ -98,6 +98,5 @@ TorchModel<Model> load_torch_model(const std::string& path, const std::string& r
 
 #if defined(RECUR_COMPILED) && defined(RECUR_COMPILED_CHECKPOINT)
 #include "recur/detail/instantiations.hpp"
-RECUR_INSTANTIATE_TORCH_MODEL(extern template, float)
-RECUR_INSTANTIATE_TORCH_MODEL(extern template, double)
+RECUR_EXTERN(RECUR_INSTANTIATE_TORCH_MODEL)
 #endif

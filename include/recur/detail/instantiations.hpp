@@ -101,6 +101,25 @@
 #define RECUR_COMPILED_ABI \
   RECUR_COMPILED_CAT(compiled_for_, RECUR_COMPILED_ISA, RECUR_COMPILED_THREADS, )
 
+// The scalars the library holds (RECUR_COMPILED_SCALARS in CMake: RECUR_COMPILED_FLOAT,
+// RECUR_COMPILED_DOUBLE; RECUR_COMPILED alone: both), and the lists a unit applies for them:
+// RECUR_EXTERN(RECUR_INSTANTIATE_MODELS) declares the models extern for each.
+#if defined(RECUR_COMPILED) && !defined(RECUR_COMPILED_FLOAT) && !defined(RECUR_COMPILED_DOUBLE)
+#define RECUR_COMPILED_FLOAT
+#define RECUR_COMPILED_DOUBLE
+#endif
+#if defined(RECUR_COMPILED_FLOAT)
+#define RECUR_EXTERN_FLOAT(LIST) LIST(extern template, float)
+#else
+#define RECUR_EXTERN_FLOAT(LIST)
+#endif
+#if defined(RECUR_COMPILED_DOUBLE)
+#define RECUR_EXTERN_DOUBLE(LIST) LIST(extern template, double)
+#else
+#define RECUR_EXTERN_DOUBLE(LIST)
+#endif
+#define RECUR_EXTERN(LIST) RECUR_EXTERN_FLOAT(LIST) RECUR_EXTERN_DOUBLE(LIST)
+
 // A unit compiled in the compiled mode refers to the library's symbol (once per unit).
 #if defined(RECUR_COMPILED)
 namespace recur::detail {
