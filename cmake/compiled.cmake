@@ -93,6 +93,5 @@ if(RECUR_OPENMP)
   endif()
 endif()
 if(RECUR_SANITIZE)
-  target_compile_options(recur_compiled PRIVATE
-    -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  target_compile_options(recur_compiled PRIVATE ${recur_sanitize_flags})
 endif()

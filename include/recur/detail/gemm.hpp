@@ -41,11 +41,7 @@
 // when a test inlines two packs of a 40 x 24 double weight (-std=gnu++20 only): that loop only
 // finishes the depth transpose_rows left (fewer than NR columns); the claim assumes a depth
 // near 2^61.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"
-#endif
+RECUR_GEMM_WARNINGS_PUSH  // (detail/gemm_tile.hpp)
 
 namespace recur::detail {
 
@@ -332,6 +328,4 @@ class PackedWeight {
 }  // namespace recur::detail
 
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+RECUR_GEMM_WARNINGS_POP

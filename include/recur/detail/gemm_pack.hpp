@@ -6,12 +6,7 @@
 
 #include "recur/detail/gemm_tile.hpp"
 
-// (GCC 12's false positives: see detail/gemm.hpp.)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"
-#endif
+RECUR_GEMM_WARNINGS_PUSH  // (detail/gemm_tile.hpp)
 
 namespace recur::detail {
 
@@ -113,6 +108,4 @@ struct GemmPackX : GemmShape<T> {
 
 }  // namespace recur::detail
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+RECUR_GEMM_WARNINGS_POP

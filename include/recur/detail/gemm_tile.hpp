@@ -8,12 +8,19 @@
 #include "recur/detail/tuning.hpp"
 #include "recur/types.hpp"
 
-// (GCC 12's false positives in Eigen's AVX-512 packets: see detail/gemm.hpp.)
+// GCC 12's false positives in Eigen's AVX-512 packets and the packing loops (see
+// detail/gemm.hpp), silenced around the GEMM's code in each of its three files.
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Waggressive-loop-optimizations"
+#define RECUR_GEMM_WARNINGS_PUSH                                 \
+  _Pragma("GCC diagnostic push")                                 \
+  _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")   \
+  _Pragma("GCC diagnostic ignored \"-Waggressive-loop-optimizations\"")
+#define RECUR_GEMM_WARNINGS_POP _Pragma("GCC diagnostic pop")
+#else
+#define RECUR_GEMM_WARNINGS_PUSH
+#define RECUR_GEMM_WARNINGS_POP
 #endif
+RECUR_GEMM_WARNINGS_PUSH
 
 // Keeps a loaded weight packet in a register: compilers otherwise fold the load into each of
 // the NR multiply-adds that use it, and the load ports (one 512-bit load per cycle on Zen 4)
@@ -131,6 +138,4 @@ struct GemmTiles : GemmShape<T> {
 }  // namespace recur::detail
 
 #undef RECUR_IN_REGISTER
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+RECUR_GEMM_WARNINGS_POP
